@@ -1,0 +1,1 @@
+"""The ``migpolicy`` command line (click)."""

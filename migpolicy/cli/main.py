@@ -1,0 +1,98 @@
+"""The ``migpolicy`` command group, global options and error handling.
+
+Every :class:`migpolicy.errors.MigpolicyError` becomes one line on stderr and
+exit status 1; usage errors exit with 2 (click's convention).
+"""
+
+from __future__ import annotations
+
+import click
+
+from migpolicy import __version__
+from migpolicy.cli.output import console, echo_json
+from migpolicy.errors import MigpolicyError
+
+__all__ = ["main"]
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MigpolicyError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
+                                           "max_content_width": 100})
+@click.option("-p", "--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="Load one more plugin module (repeatable), e.g. -p mypkg.myengine.")
+@click.version_option(__version__, prog_name="migpolicy")
+@click.pass_context
+def main(ctx: click.Context, plugins: tuple[str, ...]) -> None:
+    """Model, price and tune Linux page-migration policy.
+
+    \b
+    Price a move_pages() experiment (the published RFC V2 setup):
+      migpolicy move --bytes 1G --folio 2M --engine mt --workers 8
+    See which plugins are loaded and which hooks they implement:
+      migpolicy plugins
+    Inspect the hardware profiles and where each number came from:
+      migpolicy hw list
+      migpolicy hw show zen3-epyc-ptdma
+
+    Environment: MIGPOLICY_PLUGINS=a,b loads only those entry-point plugins;
+    MIGPOLICY_TRACE_HOOKS=1 logs every hook call with its duration.
+    """
+    ctx.obj = {"plugins": plugins}
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list for scripts.")
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
+    """List the loaded plugins: name, version, source and the hooks each implements.
+
+    \b
+    Sources: builtin (ships with migpolicy), entry point (an installed package
+    registering in the `migpolicy` group), -p (loaded on the command line).
+    \b
+    Examples:
+      migpolicy plugins
+      migpolicy -p mypkg.engine plugins --json
+    """
+    from migpolicy.context import copy_engines
+    from migpolicy.plugin_manager import get_plugin_manager, plugin_infos
+
+    pm = get_plugin_manager(ctx.obj["plugins"])
+    infos = plugin_infos(pm)
+    if as_json:
+        echo_json([
+            {"name": i.name, "version": i.version, "source": i.source, "hooks": list(i.hooks)}
+            for i in infos
+        ])
+        return
+    from rich.table import Table
+
+    table = Table(title="migpolicy plugins")
+    for column in ("name", "version", "source", "hooks"):
+        table.add_column(column)
+    for info in infos:
+        hooks = ", ".join(h.removeprefix("migpolicy_") for h in info.hooks)
+        table.add_row(info.name, info.version, info.source, hooks)
+    console.print(table)
+    engines = copy_engines(pm)
+    console.print("copy engines: " + ", ".join(
+        f"{name} ({'runs here' if e.executor and e.available() else 'modelled'})"
+        for name, e in engines.items()) + ", auto (per-batch selector)")
+
+
+def _register_subcommands() -> None:
+    from migpolicy.cli.hw import hw
+    from migpolicy.cli.move import move
+
+    main.add_command(move)
+    main.add_command(hw)
+
+
+_register_subcommands()

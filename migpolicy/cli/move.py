@@ -1,0 +1,193 @@
+"""``migpolicy move``: price a move_pages()-style migration through the five stages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from migpolicy.cli.output import console, echo_json, err_console, parse_assignments
+from migpolicy.pipeline import STAGES, Report
+from migpolicy.units import format_size, parse_size
+
+__all__ = ["move", "report_json"]
+
+
+def _size(ctx, param, value):
+    from migpolicy.errors import InputError
+
+    try:
+        return parse_size(value, f"--{param.name}")
+    except InputError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[1]) from None
+
+
+@click.command()
+@click.option("--bytes", "nbytes", default="1G", show_default=True, callback=_size,
+              metavar="SIZE", help="Total bytes to move: 4K, 2M, 1G, 4KiB, 2MiB ...")
+@click.option("--folio", default="2M", show_default=True, callback=_size, metavar="SIZE",
+              help="Folio size: 4K (base page) up to 2M (THP).")
+@click.option("--engine", default="cpu", show_default=True,
+              help="Copy engine: cpu, mt, dma, gpu, a plugin's engine, or auto.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Threads (mt), DMA channels (dma) or GPU streams (gpu).")
+@click.option("--hw", "hw_name", default=None, metavar="PROFILE",
+              help="Hardware profile name or YAML file [default: zen3-epyc-ptdma].")
+@click.option("--src", type=int, default=0, show_default=True, help="Source NUMA node.")
+@click.option("--dst", type=int, default=None,
+              help="Destination NUMA node [default: 1, or 0 on a one-node profile].")
+@click.option("--load", type=float, default=None,
+              help="Fraction of CPUs busy with other work (system.load), 0 to 0.99.")
+@click.option("--account", "account_policy", default=None,
+              type=click.Choice(["initiator", "kthread", "split"]),
+              help="Who pays: the initiating task, kernel threads, or split by owner.")
+@click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE",
+              help="Set any policy parameter (repeatable), e.g. --param mt.placement=fill.")
+@click.option("--execute", is_flag=True,
+              help="Also perform the copy for real in this process (cpu, mt; gpu with a GPU) "
+                   "and report the measured time next to the predicted one.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for scripts.")
+@click.pass_context
+def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
+         hw_name: str | None, src: int, dst: int | None, load: float | None,
+         account_policy: str | None, param_items: tuple[str, ...], execute: bool,
+         as_json: bool) -> None:
+    """Price moving SIZE bytes of folios from one NUMA node to another.
+
+    The experiment of the published move_pages() tables: every folio goes
+    through isolate, batch, copy, remap and account, each stage priced by the
+    hardware profile's model. Figures are modelled unless --execute measures.
+
+    \b
+    Examples:
+      migpolicy move --bytes 1G --folio 4K
+      migpolicy move --bytes 1G --folio 2M --engine mt --workers 8
+      migpolicy move --folio 2M --engine mt --workers 8 --param mt.placement=fill
+      migpolicy move --folio 2M --engine dma --workers 16 --json
+      migpolicy move --folio 64K --engine auto --load 0.8
+      migpolicy move --hw local --folio 2M --engine mt --workers 2 --execute
+    """
+    from migpolicy.context import build_context
+    from migpolicy.errors import InputError
+    from migpolicy.pipeline import price_uniform
+
+    given: dict[str, Any] = parse_assignments(param_items)
+    given["engine"] = engine
+    given["workers"] = workers
+    if load is not None:
+        given["system.load"] = load
+    if account_policy is not None:
+        given["account.policy"] = account_policy
+    run = build_context(plugins=ctx.obj["plugins"], hw=hw_name, params=given)
+    hw = run.hw
+    if dst is None:
+        dst = 1 if 1 in hw.nodes else src
+    hw.node(src, "--src")
+    hw.node(dst, "--dst")
+    if nbytes < folio or nbytes % folio:
+        raise InputError(f"--bytes {format_size(nbytes)} must be a whole multiple of --folio "
+                         f"{format_size(folio)}")
+    report = price_uniform(run.pm, folio, nbytes // folio, hw, run.params, src=src, dst=dst)
+    measured = _execute(run, nbytes, folio, workers) if execute else None
+    data = report_json(report, run, folio)
+    if measured is not None:
+        data.update(measured)
+    if as_json:
+        echo_json(data)
+    else:
+        _print_report(report, data)
+
+
+def _execute(run, nbytes: int, folio: int, workers: int) -> dict:
+    engine = run.engines.get(run.engine)
+    if engine is None:
+        return {"measured_s": None,
+                "execute_note": "auto chooses per batch; --execute needs a fixed engine"}
+    if engine.executor is None:
+        return {"measured_s": None, "execute_note": engine.modelled_only
+                or f"engine {engine.name} cannot run here; its figures are modelled"}
+    if not engine.available():
+        return {"measured_s": None,
+                "execute_note": f"engine {engine.name} cannot run on this machine; "
+                                "its figures are modelled"}
+    seconds = engine.executor(nbytes, folio, workers)
+    return {"measured_s": seconds, "measured_gbps": nbytes / seconds / 1e9,
+            "execute_note": f"copied {format_size(nbytes)} for real in this process "
+                            f"({engine.name}, {workers} {engine.worker_unit}s); "
+                            "only the copy stage is measured"}
+
+
+def _used_sections(report: Report) -> tuple[str, ...]:
+    return ("nodes", "stages.", "memory.", *(f"engines.{e}." for e in report.engines))
+
+
+def report_json(report: Report, run, folio: int) -> dict:
+    """The ``move --json`` object."""
+    prefixes = _used_sections(report)
+    provenance = {
+        path: {"value": value.value, "unit": unit, **value.provenance.as_dict()}
+        for path, value, unit in run.hw.values() if path.startswith(prefixes)
+    }
+    workers = sorted({w for ws in report.engine_workers.values() for w in ws})
+    return {
+        "modelled": True,
+        "hw": report.hw,
+        "cost_model": run.hw.cost_model,
+        "engine": run.engine,
+        "engines_used": {name: {**totals.as_dict(), "workers": report.engine_workers[name]}
+                         for name, totals in report.engines.items()},
+        "workers": workers[0] if len(workers) == 1 else workers,
+        "folio_size": folio,
+        "bytes": report.bytes,
+        "folios": report.folios,
+        "failed_folios": report.stages["isolate"].failures,
+        "total_s": report.total_s,
+        "throughput_gbps": report.throughput_gbps,
+        "cpu_s": sum(s.cpu_s for s in report.stages.values()),
+        "stages": {name: report.stages[name].as_dict() for name in STAGES},
+        "accounting": report.accounting,
+        "params": run.params,
+        "provenance": provenance,
+    }
+
+
+def _print_report(report: Report, data: dict) -> None:
+    from rich.table import Table
+
+    total = report.total_s
+    kinds = sorted({p["kind"] for p in data["provenance"].values()})
+    console.print(
+        f"[bold]{format_size(report.bytes)}[/] in {report.folios:,} folios of "
+        f"{format_size(data['folio_size'])}: [bold]{report.throughput_gbps:.2f} GB/s[/], "
+        f"{total * 1e3:.3f} ms (modelled)"
+    )
+    engines = ", ".join(f"{n} x{'/'.join(map(str, e['workers']))}"
+                        for n, e in data["engines_used"].items())
+    console.print(f"engine: {data['engine']} → {engines}; priced by profile "
+                  f"[bold]{report.hw}[/] ({data['cost_model']} model; parameters "
+                  f"{', '.join(kinds)} — see `migpolicy hw show {report.hw}`)")
+    table = Table()
+    for column in ("stage", "wall ms", "share", "cpu ms", "engine ms"):
+        table.add_column(column, justify="right" if column != "stage" else "left")
+    for name in STAGES:
+        stage = report.stages[name]
+        share = stage.wall_s / total if total else 0.0
+        table.add_row(name, f"{stage.wall_s * 1e3:.3f}", f"{share:.1%}",
+                      f"{stage.cpu_s * 1e3:.3f}", f"{stage.engine_s * 1e3:.3f}")
+    console.print(table)
+    payers = "; ".join(f"{payer}: cpu {c['cpu_s'] * 1e3:.3f} ms, wall {c['wall_s'] * 1e3:.3f} "
+                       f"ms, engine {c['engine_s'] * 1e3:.3f} ms"
+                       for payer, c in report.accounting.items())
+    console.print(f"accounting ({data['params']['account.policy']}): {payers}")
+    if data.get("failed_folios"):
+        console.print(f"[yellow]{data['failed_folios']} folios failed to isolate[/]")
+    if "measured_s" in data:
+        if data["measured_s"] is None:
+            err_console.print(f"note: {data['execute_note']}")
+        else:
+            predicted = report.stages["copy"].wall_s
+            console.print(
+                f"measured copy: {data['measured_s'] * 1e3:.3f} ms "
+                f"({data['measured_gbps']:.2f} GB/s) vs predicted copy stage "
+                f"{predicted * 1e3:.3f} ms on {report.hw} — {data['execute_note']}"
+            )

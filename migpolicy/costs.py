@@ -1,0 +1,72 @@
+"""Cost records: per-unit cost arrays from the stage hooks and their totals.
+
+Stage hooks return a structured array of :data:`COST_DTYPE`, one row per unit
+they priced (a folio for isolate, a batch for batch/copy/remap). Time is in
+seconds: ``wall_s`` is elapsed time on the migration path, ``cpu_s`` CPU time
+(initiator plus worker threads), ``engine_s`` busy time of an offload engine
+(DMA channels, GPU copy engine) that is not CPU time. ``worker_s`` is the part
+of ``cpu_s`` spent by helper kernel threads (multi-threaded copy workers) rather
+than by the task that initiated the migration; accounting policies charge the
+two differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+__all__ = ["COST_DTYPE", "CostTotals", "zero_costs"]
+
+COST_DTYPE = np.dtype(
+    [
+        ("wall_s", np.float64),
+        ("cpu_s", np.float64),
+        ("engine_s", np.float64),
+        ("worker_s", np.float64),
+        ("bytes", np.int64),
+        ("folios", np.int64),
+        ("failures", np.int64),
+        ("retries", np.int64),
+    ]
+)
+
+
+def zero_costs(n: int) -> np.ndarray:
+    """Return ``n`` zeroed cost rows."""
+    return np.zeros(n, dtype=COST_DTYPE)
+
+
+@dataclass
+class CostTotals:
+    """Summed costs of one stage, engine or tenant."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    engine_s: float = 0.0
+    worker_s: float = 0.0
+    bytes: int = 0
+    folios: int = 0
+    failures: int = 0
+    retries: int = 0
+
+    @classmethod
+    def of(cls, costs: np.ndarray) -> CostTotals:
+        """Sum a cost array into totals."""
+        sums = {}
+        for f in fields(cls):
+            total = costs[f.name].sum()
+            sums[f.name] = float(total) if f.type == "float" else int(total)
+        return cls(**sums)
+
+    def __add__(self, other: CostTotals) -> CostTotals:
+        return CostTotals(**{f.name: getattr(self, f.name) + getattr(other, f.name)
+                             for f in fields(self)})
+
+    def scaled(self, k: int) -> CostTotals:
+        """Totals of ``k`` identical repetitions."""
+        return CostTotals(**{f.name: getattr(self, f.name) * k for f in fields(self)})
+
+    def as_dict(self) -> dict:
+        """Plain dict for JSON output."""
+        return asdict(self)

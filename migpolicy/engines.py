@@ -1,0 +1,39 @@
+"""Copy-engine descriptors that plugins register through ``migpolicy_copy_engines``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from migpolicy.hardware.profile import Profile
+
+__all__ = ["CopyEngine", "Executor"]
+
+#: Performs a real copy of ``nbytes`` in folios of ``folio_size`` with ``workers``
+#: threads or channels and returns the measured seconds.
+Executor = Callable[[int, int, int], float]
+
+
+def _always() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class CopyEngine:
+    """A copy engine a plugin provides.
+
+    ``max_workers(hw)`` bounds the worker count (threads, DMA channels, GPU
+    streams) on a profile; ``available()`` says whether ``executor`` can really
+    run on this machine; ``executor`` is ``None`` for an engine that can only be
+    priced (``modelled_only`` then explains why).
+    """
+
+    name: str
+    summary: str
+    worker_unit: str
+    max_workers: Callable[[Profile], int]
+    available: Callable[[], bool] = _always
+    executor: Executor | None = None
+    modelled_only: str = ""

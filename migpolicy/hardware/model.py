@@ -1,0 +1,75 @@
+"""The analytic copy-bandwidth model shared by the CPU copy engines.
+
+Bandwidth of ``T`` copy threads is a soft minimum over the caps the published
+measurements show: ``T`` times one core's bandwidth, the LLC domains (CCDs)
+the threads occupy times a domain's bandwidth (so spreading threads across
+CCDs beats filling one first), and the node-to-node link (so gains flatten
+past a handful of threads). ``saturation`` sets how sharply the smallest cap
+takes over. Everything is vectorised over batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from migpolicy.hardware.profile import Node, Profile
+
+__all__ = ["copy_bandwidth_gbps", "free_threads", "soft_max", "soft_min", "worker_node"]
+
+PLACEMENTS = ("spread", "fill")
+SIDES = ("push", "pull")
+
+
+def soft_min(caps: list, k: float) -> np.ndarray:
+    """Smooth minimum of positive ``caps``: ``(sum c^-k)^(-1/k)``."""
+    total = sum(np.asarray(c, dtype=float) ** -k for c in caps)
+    return total ** (-1.0 / k)
+
+
+def soft_max(times: list, k: float) -> np.ndarray:
+    """Smooth maximum of non-negative ``times``: ``(sum t^k)^(1/k)``."""
+    total = sum(np.asarray(t, dtype=float) ** k for t in times)
+    return total ** (1.0 / k)
+
+
+def worker_node(hw: Profile, src: int, dst: int, side: str) -> Node:
+    """The node whose cores run the copy: the source (push) or destination (pull).
+
+    A CPU-less node (CXL, GPU memory) lends the copy to the first node with cores.
+    """
+    node = hw.node(src if side == "push" else dst)
+    return node if node.cores else hw.cpu_nodes[0]
+
+
+def free_threads(node: Node, load: float) -> float:
+    """Hardware threads on ``node`` not busy with other work, at least one."""
+    return max(1.0, node.cores * node["smt"] * (1.0 - load))
+
+
+def copy_bandwidth_gbps(
+    hw: Profile,
+    threads: np.ndarray,
+    *,
+    src: int,
+    dst: int,
+    placement: str = "spread",
+    side: str = "push",
+    load: float = 0.0,
+) -> np.ndarray:
+    """Aggregate copy bandwidth (GB/s) of ``threads`` workers moving ``src`` → ``dst``."""
+    node = worker_node(hw, src, dst, side)
+    per_ccd = node["cores_per_ccd"] * node["smt"]
+    t = np.minimum(np.asarray(threads, dtype=float), free_threads(node, load))
+    if placement == "spread":
+        ccds = np.minimum(t, node["ccds"])
+    else:
+        ccds = np.minimum(np.ceil(t / per_ccd), node["ccds"])
+    if src != dst:
+        link = hw.p("memory.link_gbps")
+    else:
+        link = node["bandwidth_gbps"] / 2.0  # a copy reads and writes the same node
+    bw = soft_min(
+        [t * hw.p("memory.thread_gbps"), ccds * hw.p("memory.ccd_gbps"), link],
+        hw.p("memory.saturation"),
+    )
+    return bw * (hw.p("memory.pull_factor") if side == "pull" else 1.0)

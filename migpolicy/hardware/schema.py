@@ -1,0 +1,106 @@
+"""The hardware-profile schema: which sections and keys exist, and what each must hold.
+
+One table (:data:`SECTIONS`) lists every parameter of every section with its
+check, so the loader, ``hw show`` and the fitter agree on what a profile is.
+Every numeric parameter carries provenance (see :mod:`migpolicy.hardware.profile`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["NODE_KEYS", "SECTIONS", "Check", "PROVENANCE_KINDS"]
+
+PROVENANCE_KINDS = {
+    "measured": ("host", "date", "command"),
+    "fitted": ("source", "date", "command"),
+    "assumed": ("reason",),
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """A parameter's rule: a predicate on its value, the phrase for the error, its unit."""
+
+    ok: Callable[[float], bool]
+    expected: str
+    unit: str
+    help: str
+
+
+def _positive(unit: str, help: str) -> Check:
+    return Check(lambda v: v > 0, "a positive number", unit, help)
+
+
+def _nonneg(unit: str, help: str) -> Check:
+    return Check(lambda v: v >= 0, "a number >= 0", unit, help)
+
+
+def _count(unit: str, help: str) -> Check:
+    return Check(lambda v: v >= 1 and float(v).is_integer(), "a whole number >= 1", unit, help)
+
+
+def _fraction(help: str) -> Check:
+    return Check(lambda v: 0 < v <= 1, "a number in (0, 1]", "", help)
+
+
+#: Keys of each node entry that are parameters (with provenance).
+NODE_KEYS: dict[str, Check] = {
+    "capacity": _positive("bytes", "memory capacity (sizes like 256GiB accepted)"),
+    "load_latency_ns": _positive("ns", "idle load-to-use latency from a local core"),
+    "store_latency_ns": _positive("ns", "store latency as seen by an application"),
+    "bandwidth_gbps": _positive("GB/s", "peak read+write bandwidth of the node"),
+    "ccds": Check(lambda v: v >= 0 and float(v).is_integer(), "a whole number >= 0", "",
+                  "LLC domains (CCDs) with cores on this node; 0 for a CPU-less node"),
+    "cores_per_ccd": _count("", "physical cores per LLC domain"),
+    "smt": _count("", "hardware threads per core"),
+}
+
+#: section path → parameter → check.
+SECTIONS: dict[str, dict[str, Check]] = {
+    "stages.isolate": {
+        "folio_ns": _nonneg("ns", "isolate from LRU, lock, unmap set-up, per folio"),
+        "pte_ns": _nonneg("ns", "unmap cost per page-table entry per mapping"),
+        "retry_ns": _nonneg("ns", "cost of one retry of a busy folio"),
+        "max_retries": _count("", "passes before a busy folio fails (kernel: 10)"),
+    },
+    "stages.batch": {
+        "batch_ns": _nonneg("ns", "per batch: set-up and the one batched TLB flush"),
+    },
+    "stages.remap": {
+        "folio_ns": _nonneg("ns", "restore mappings, free source, per folio"),
+        "pte_ns": _nonneg("ns", "remap cost per page-table entry per mapping"),
+    },
+    "memory": {
+        "thread_gbps": _positive("GB/s", "copy bandwidth of one core, unloaded"),
+        "ccd_gbps": _positive("GB/s", "copy bandwidth one LLC domain (CCD) can sustain"),
+        "link_gbps": _positive("GB/s", "copy bandwidth between two nodes, per direction"),
+        "saturation": _positive("", "sharpness of the soft minimum over the caps (higher: harder)"),
+        "pull_factor": _positive("", "bandwidth factor when workers sit on the destination node"),
+    },
+    "engines.cpu": {
+        "folio_ns": _nonneg("ns", "per-folio cost of folio_copy() beyond the bytes"),
+    },
+    "engines.mt": {
+        "max_threads": _count("", "most worker threads the engine may use"),
+        "thread_start_ns": _nonneg("ns", "per worker per batch: queue the work, wake, join"),
+    },
+    "engines.dma": {
+        "channels": _count("", "DMA channels available"),
+        "prep_ns": _nonneg("ns", "CPU time to prepare one descriptor (per folio)"),
+        "desc_ns": _nonneg("ns", "channel time per descriptor"),
+        "pte_ns": _nonneg("ns", "channel time per base page of a PTE-mapped folio"),
+        "channel_gbps": _positive("GB/s", "bandwidth of one channel"),
+        "total_gbps": _positive("GB/s", "bandwidth of all channels together"),
+        "completion_ns": _nonneg("ns", "per batch: wait for and handle the completion"),
+    },
+    "engines.gpu": {
+        "streams": _count("", "copy engines / streams usable in parallel"),
+        "launch_ns": _nonneg("ns", "per batch: launch of the batched copy"),
+        "folio_ns": _nonneg("ns", "CPU time per folio to build the copy list"),
+        "stream_gbps": _positive("GB/s", "bandwidth of one copy engine"),
+        "link_gbps": _positive("GB/s", "host-device link bandwidth per direction"),
+        "pageable_factor": _fraction("bandwidth factor for pageable (unpinned) memory"),
+    },
+}

@@ -1,0 +1,185 @@
+"""Building the plugin manager: built-ins, entry points, ``-p MODULE``, tracing.
+
+Built-in plugins are ordinary modules implementing the same hooks a third
+party would, listed once in :data:`BUILTIN_PLUGINS`. Third-party plugins
+register under the entry-point group ``migpolicy``; ``MIGPOLICY_PLUGINS``
+(comma-separated names) restricts which of those load; ``-p MODULE`` loads one
+more. ``MIGPOLICY_TRACE_HOOKS=1`` logs every hook call with its duration to
+stderr. Every failure is a :class:`PluginError` naming the plugin and hook.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from migpolicy import hookspecs
+from migpolicy.errors import PluginError
+
+__all__ = ["BUILTIN_PLUGINS", "PluginInfo", "call_hook", "get_plugin_manager", "plugin_infos"]
+
+#: Every built-in plugin, in registration order (kernel defaults first).
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "migpolicy.plugins.kernel_isolate",
+    "migpolicy.plugins.kernel_batch",
+    "migpolicy.plugins.kernel_remap",
+    "migpolicy.plugins.engine_cpu",
+    "migpolicy.plugins.engine_mt",
+    "migpolicy.plugins.engine_dma",
+    "migpolicy.plugins.engine_gpu",
+    "migpolicy.plugins.auto_select",
+    "migpolicy.plugins.account",
+    "migpolicy.plugins.profiles",
+    "migpolicy.plugins.stage_timing",
+)
+
+ENTRY_POINT_GROUP = "migpolicy"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What ``migpolicy plugins`` shows about one registered plugin."""
+
+    name: str
+    version: str
+    source: str
+    hooks: tuple[str, ...]
+    module: str
+
+
+def get_plugin_manager(
+    extra_modules: Iterable[str] = (), *, entry_points: bool = True
+) -> pluggy.PluginManager:
+    """Return a plugin manager with built-ins, entry-point plugins and ``extra_modules``.
+
+    Raises :class:`PluginError` for a module that does not import or a hook
+    implementation that matches no hook specification.
+    """
+    pm = pluggy.PluginManager("migpolicy")
+    pm.add_hookspecs(hookspecs)
+    pm._migpolicy_sources = {}  # plugin name -> (source, version, module)
+    from migpolicy import __version__
+
+    for modname in BUILTIN_PLUGINS:
+        module = importlib.import_module(modname)
+        _register(pm, module, modname.rsplit(".", 1)[1], "builtin", __version__)
+    if entry_points:
+        allow = os.environ.get("MIGPOLICY_PLUGINS")
+        allowed = {n.strip() for n in allow.split(",") if n.strip()} if allow else None
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if allowed is not None and ep.name not in allowed:
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {ep.name!r} (entry point {ep.value}) failed to import: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            version = ep.dist.version if ep.dist is not None else "unknown"
+            _register(pm, plugin, ep.name, "entry point", version)
+    for modname in extra_modules:
+        try:
+            module = importlib.import_module(modname)
+        except Exception as exc:
+            raise PluginError(
+                f"plugin module {modname!r} (-p) failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+        _register(pm, module, modname, "-p", getattr(module, "__version__", "unknown"))
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(_validation_sentence(pm, exc)) from None
+    if os.environ.get("MIGPOLICY_TRACE_HOOKS") == "1":
+        _enable_hook_tracing(pm)
+    return pm
+
+
+def _register(pm: pluggy.PluginManager, plugin: Any, name: str, source: str, version: str) -> None:
+    if pm.is_registered(plugin) or pm.get_plugin(name) is not None:
+        return
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(_validation_sentence(pm, exc, name)) from None
+    module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__module__
+    pm._migpolicy_sources[name] = (source, version, module)
+
+
+def _validation_sentence(
+    pm: pluggy.PluginManager, exc: pluggy.PluginValidationError, name: str | None = None
+) -> str:
+    name = name or pm.get_name(exc.plugin) or repr(exc.plugin)
+    message = str(exc).splitlines()[0]
+    if "unknown hook" in message:
+        hook = message.split("'")[1]
+        known = [h for h in dir(pm.hook) if h.startswith("migpolicy_")]
+        import difflib
+
+        close = difflib.get_close_matches(hook, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        return f"plugin {name!r} implements {hook!r}, which is not a migpolicy hook{hint}"
+    return f"plugin {name!r} is invalid: {message}"
+
+
+def plugin_infos(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    """Describe every registered plugin: name, version, source and hooks."""
+    infos = []
+    for name, (source, version, module) in pm._migpolicy_sources.items():
+        plugin = pm.get_plugin(name)
+        hooks = tuple(
+            caller.name for caller in pm.get_hookcallers(plugin) or ()
+        )
+        infos.append(PluginInfo(name, version, source, hooks, module))
+    return infos
+
+
+def call_hook(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> Any:
+    """Call ``hook`` with keyword arguments; a plugin that raises becomes a :class:`PluginError`.
+
+    The error names the plugin (found from the traceback) and the hook, and
+    keeps the plugin's own message.
+    """
+    try:
+        return getattr(pm.hook, hook)(**kwargs)
+    except PluginError:
+        raise
+    except Exception as exc:
+        culprit = _culprit(pm, exc)
+        raise PluginError(
+            f"plugin {culprit!r} raised {type(exc).__name__} in hook {hook}: {exc}"
+        ) from exc
+
+
+def _culprit(pm: pluggy.PluginManager, exc: BaseException) -> str:
+    modules = {module: name for name, (_, _, module) in pm._migpolicy_sources.items()}
+    culprit = "unknown"
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        modname = frame.f_globals.get("__name__")
+        if modname in modules:
+            culprit = modules[modname]
+    return culprit
+
+
+def _enable_hook_tracing(pm: pluggy.PluginManager) -> None:
+    starts: list[float] = []
+
+    def before(hook_name: str, impls: list, kwargs: dict) -> None:
+        starts.append(time.perf_counter())
+
+    def after(outcome: Any, hook_name: str, impls: list, kwargs: dict) -> None:
+        elapsed = time.perf_counter() - starts.pop()
+        names = ",".join(impl.plugin_name for impl in impls)
+        print(f"migpolicy: hook {hook_name} [{names}] {elapsed * 1e6:.1f} us", file=sys.stderr)
+
+    pm.add_hookcall_monitoring(before, after)

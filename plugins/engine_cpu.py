@@ -1,0 +1,47 @@
+"""The ``cpu`` copy engine: the kernel's sequential ``folio_copy()`` on the initiating CPU.
+
+Priced per batch as one thread's copy bandwidth (capped by its LLC domain and
+the node link) plus a per-folio call cost; all of it is the initiator's CPU time.
+Real execution copies buffers with one thread in this process.
+"""
+
+from __future__ import annotations
+
+from migpolicy.engines import CopyEngine
+from migpolicy.hardware.model import copy_bandwidth_gbps
+from migpolicy.hookspecs import hookimpl
+
+from ._pricing import batch_nodes, cost_rows, ns
+
+NAME = "cpu"
+
+
+def _execute(nbytes: int, folio_size: int, workers: int) -> float:
+    from migpolicy.execute import copy_folios
+
+    return copy_folios(nbytes, folio_size, threads=1)
+
+
+@hookimpl
+def migpolicy_copy_engines():
+    return (
+        CopyEngine(
+            name=NAME,
+            summary="sequential folio_copy() on the initiating CPU (kernel default)",
+            worker_unit="thread",
+            max_workers=lambda hw: 1,
+            executor=_execute,
+        ),
+    )
+
+
+@hookimpl
+def migpolicy_copy(batches, engine, hw, params):
+    if engine != NAME:
+        return None
+    wall = batches.nfolios * hw.p("engines.cpu.folio_ns") * ns
+    load = params.get("system.load", 0.0)
+    for mask, src, dst in batch_nodes(batches):
+        bw = copy_bandwidth_gbps(hw, 1, src=src, dst=dst, load=load)
+        wall[mask] += batches.nbytes[mask] / (bw * 1e9)
+    return cost_rows(batches, wall_s=wall, cpu_s=wall)

@@ -1,0 +1,85 @@
+"""The ``dma`` copy engine: offload to DMA channels (AMD PTDMA, Intel DSA, SDXi).
+
+Per folio the CPU prepares a descriptor; each channel pays a cost per
+descriptor, per base page of a PTE-mapped folio and per byte; folios are
+spread over the channels, whose combined bandwidth saturates; the CPU handles
+one completion per batch. Channel time is engine time, not CPU time.
+User space cannot drive a DMA engine, so these figures are always modelled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from migpolicy.engines import CopyEngine
+from migpolicy.folios import PMD_MAPPED
+from migpolicy.hardware.model import soft_max
+from migpolicy.hookspecs import hookimpl
+from migpolicy.params import Parameter, suggest
+
+from ._pricing import cost_rows, ns
+
+NAME = "dma"
+
+PARAMETERS = (
+    Parameter("dma.channels", 16, "int", "DMA channels the auto selector uses", low=1, high=64),
+)
+
+
+def max_channels(hw) -> int:
+    """DMA channels on a profile (0 when it has no DMA engine)."""
+    return int(hw.p("engines.dma.channels")) if hw.has("engines.dma") else 0
+
+
+@hookimpl
+def migpolicy_copy_engines():
+    return (
+        CopyEngine(
+            name=NAME,
+            summary="DMA offload: descriptor set-up per folio, channels, one completion per batch",
+            worker_unit="channel",
+            max_workers=max_channels,
+            available=lambda: False,
+            modelled_only="user space cannot drive a DMA engine here; dma figures are modelled",
+        ),
+    )
+
+
+@hookimpl
+def migpolicy_parameters():
+    return PARAMETERS
+
+
+@hookimpl
+def migpolicy_search_space(trial, hw):
+    return suggest(trial, PARAMETERS, {"dma.channels": (1, max(1, max_channels(hw)))})
+
+
+def price_dma(batches, hw, channels: np.ndarray) -> np.ndarray:
+    """Cost rows for copying each batch over ``channels[i]`` DMA channels."""
+    p = hw.p
+    folios = batches.folios
+    pte_mapped = (folios["flags"] & PMD_MAPPED) == 0
+    pages = np.where(pte_mapped, np.maximum(folios["size"] // hw.base_page, 1), 0)
+    n = batches.nfolios.astype(float)
+    nbytes = batches.nbytes.astype(float)
+    work_s = (
+        n * p("engines.dma.desc_ns") * ns
+        + batches.per_batch(pages) * p("engines.dma.pte_ns") * ns
+        + nbytes / (p("engines.dma.channel_gbps") * 1e9)
+    )
+    active = np.minimum(np.minimum(channels, p("engines.dma.channels")), n)
+    channel_s = soft_max(
+        [work_s / active, nbytes / (p("engines.dma.total_gbps") * 1e9)], p("memory.saturation")
+    )
+    cpu = n * p("engines.dma.prep_ns") * ns + p("engines.dma.completion_ns") * ns
+    return cost_rows(batches, wall_s=cpu + channel_s, cpu_s=cpu, engine_s=channel_s * active)
+
+
+@hookimpl
+def migpolicy_copy(batches, engine, hw, params):
+    if engine != NAME:
+        return None
+    if not hw.has("engines.dma"):
+        return None
+    return price_dma(batches, hw, batches.workers)

@@ -1,0 +1,88 @@
+"""The ``gpu`` copy engine: a GPU copy engine moving folios over the host-device link.
+
+Priced per batch as one launch of a batched copy, a per-folio cost to build
+the copy list on the CPU, and the bytes over the link (PCIe or NVLink-C2C) at
+the lower of the streams' and the link's bandwidth; pageable (unpinned) memory
+runs at a fraction of it. Real execution uses CuPy or PyTorch where either
+sees a GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from migpolicy.engines import CopyEngine
+from migpolicy.hardware.model import soft_min
+from migpolicy.hookspecs import hookimpl
+from migpolicy.params import Parameter, suggest
+
+from ._pricing import cost_rows, ns
+
+NAME = "gpu"
+
+PARAMETERS = (
+    Parameter("gpu.pinned", True, "bool", "source memory is pinned (page-locked)",
+              tunable=False),
+    Parameter("gpu.streams", 2, "int", "GPU copy streams the auto selector uses", low=1, high=16),
+)
+
+
+def max_streams(hw) -> int:
+    """GPU copy streams on a profile (0 when it has no GPU)."""
+    return int(hw.p("engines.gpu.streams")) if hw.has("engines.gpu") else 0
+
+
+def _available() -> bool:
+    from migpolicy.execute import gpu_backend
+
+    return gpu_backend() is not None
+
+
+def _execute(nbytes: int, folio_size: int, workers: int) -> float:
+    from migpolicy.execute import gpu_copy_folios
+
+    return gpu_copy_folios(nbytes, folio_size, streams=workers)
+
+
+@hookimpl
+def migpolicy_copy_engines():
+    return (
+        CopyEngine(
+            name=NAME,
+            summary="GPU copy engine over PCIe or NVLink-C2C: launch latency, link bandwidth",
+            worker_unit="stream",
+            max_workers=max_streams,
+            available=_available,
+            executor=_execute,
+        ),
+    )
+
+
+@hookimpl
+def migpolicy_parameters():
+    return PARAMETERS
+
+
+@hookimpl
+def migpolicy_search_space(trial, hw):
+    return suggest(trial, PARAMETERS, {"gpu.streams": (1, max(1, max_streams(hw)))})
+
+
+def price_gpu(batches, hw, params, streams: np.ndarray) -> np.ndarray:
+    """Cost rows for copying each batch with ``streams[i]`` GPU copy streams."""
+    p = hw.p
+    s = np.minimum(streams, p("engines.gpu.streams")).astype(float)
+    bw = soft_min([s * p("engines.gpu.stream_gbps"), p("engines.gpu.link_gbps")],
+                  p("memory.saturation"))
+    if not params["gpu.pinned"]:
+        bw = bw * p("engines.gpu.pageable_factor")
+    transfer_s = batches.nbytes / (bw * 1e9)
+    cpu = p("engines.gpu.launch_ns") * ns + batches.nfolios * p("engines.gpu.folio_ns") * ns
+    return cost_rows(batches, wall_s=cpu + transfer_s, cpu_s=cpu, engine_s=transfer_s * s)
+
+
+@hookimpl
+def migpolicy_copy(batches, engine, hw, params):
+    if engine != NAME or not hw.has("engines.gpu"):
+        return None
+    return price_gpu(batches, hw, params, batches.workers)

@@ -1,0 +1,93 @@
+"""The ``mt`` copy engine: folio copies split across kernel worker threads.
+
+With more folios than threads each thread copies whole folios (the busiest
+gets ``ceil(n / T)``); with fewer, every folio is split into ``T`` pieces.
+Workers sit on the source node (push) or the destination node (pull), spread
+across LLC domains or filling one first; each costs a start-up per batch.
+Bandwidth saturates per domain and per node link (:mod:`migpolicy.hardware.model`).
+Busy CPUs (``system.load``) leave fewer threads to run on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from migpolicy.engines import CopyEngine
+from migpolicy.hardware.model import PLACEMENTS, SIDES, copy_bandwidth_gbps
+from migpolicy.hookspecs import hookimpl
+from migpolicy.params import Parameter, suggest
+
+from ._pricing import batch_nodes, cost_rows, ns
+
+NAME = "mt"
+
+PARAMETERS = (
+    Parameter("mt.placement", "spread", "choice", "spread workers across LLC domains, or fill "
+              "one domain first", choices=PLACEMENTS),
+    Parameter("mt.side", "push", "choice", "workers on the source node (push) or the "
+              "destination node (pull)", choices=SIDES),
+    Parameter("system.load", 0.0, "float", "fraction of CPUs busy with other work; threads "
+              "beyond the free ones time-share", low=0.0, high=0.99, tunable=False),
+)
+
+
+def max_threads(hw) -> int:
+    """Most worker threads on a profile: the engine's limit."""
+    return int(hw.p("engines.mt.max_threads"))
+
+
+def _execute(nbytes: int, folio_size: int, workers: int) -> float:
+    from migpolicy.execute import copy_folios
+
+    return copy_folios(nbytes, folio_size, threads=workers)
+
+
+@hookimpl
+def migpolicy_copy_engines():
+    return (
+        CopyEngine(
+            name=NAME,
+            summary="multi-threaded copy: worker threads, spread/fill placement, push/pull",
+            worker_unit="thread",
+            max_workers=max_threads,
+            executor=_execute,
+        ),
+    )
+
+
+@hookimpl
+def migpolicy_parameters():
+    return PARAMETERS
+
+
+@hookimpl
+def migpolicy_search_space(trial, hw):
+    return suggest(trial, PARAMETERS)
+
+
+def price_mt(batches, hw, params, threads: np.ndarray) -> np.ndarray:
+    """Cost rows for copying each batch with ``threads[i]`` workers."""
+    n = batches.nfolios.astype(float)
+    nbytes = batches.nbytes.astype(float)
+    t = threads.astype(float)
+    whole = n >= t
+    busiest_bytes = np.where(whole, np.ceil(n / t) * nbytes / n, nbytes / t)
+    busiest_folios = np.where(whole, np.ceil(n / t), n)
+    copy_s = np.zeros(len(n))
+    load = params.get("system.load", 0.0)
+    for mask, src, dst in batch_nodes(batches):
+        bw = copy_bandwidth_gbps(hw, t[mask], src=src, dst=dst, load=load,
+                                 placement=params["mt.placement"], side=params["mt.side"])
+        copy_s[mask] = busiest_bytes[mask] / (bw / t[mask] * 1e9)
+    copy_s += busiest_folios * hw.p("engines.cpu.folio_ns") * ns
+    start_s = t * hw.p("engines.mt.thread_start_ns") * ns
+    wall = start_s + copy_s
+    workers_busy = t * copy_s
+    return cost_rows(batches, wall_s=wall, cpu_s=start_s + workers_busy, worker_s=workers_busy)
+
+
+@hookimpl
+def migpolicy_copy(batches, engine, hw, params):
+    if engine != NAME:
+        return None
+    return price_mt(batches, hw, params, batches.workers)

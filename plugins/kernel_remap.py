@@ -1,0 +1,23 @@
+"""Kernel-default remap stage: install the new entries and free the source, per folio.
+
+Serial like unmapping: a fixed cost per folio plus a cost per page-table entry
+per mapping.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from migpolicy.folios import page_table_entries
+from migpolicy.hookspecs import hookimpl
+
+from ._pricing import cost_rows, ns
+
+
+@hookimpl(trylast=True)
+def migpolicy_remap(batches, hw, params):
+    folios = batches.folios
+    ptes = page_table_entries(folios, hw.base_page) * np.maximum(folios["mapcount"], 1)
+    per_folio = hw.p("stages.remap.folio_ns") + hw.p("stages.remap.pte_ns") * ptes
+    wall = batches.per_batch(per_folio) * ns
+    return cost_rows(batches, wall_s=wall, cpu_s=wall)
