@@ -76,7 +76,12 @@ def page_table_entries(folios: np.ndarray, base_page: int) -> np.ndarray:
     A PMD-mapped folio uses one entry; any other folio one PTE per base page.
     Unmapping and remapping cost grows with this number.
     """
-    ptes = np.maximum(folios["size"] // base_page, 1)
+    size = folios["size"]
+    if base_page > 0 and base_page & (base_page - 1) == 0:
+        ptes = size >> (int(base_page).bit_length() - 1)  # exact, and faster than division
+    else:
+        ptes = size // base_page
+    np.maximum(ptes, 1, out=ptes)
     pmd = (folios["flags"] & PMD_MAPPED) != 0
     if pmd.any():
         ptes[pmd] = 1
@@ -103,7 +108,7 @@ class BatchPlan:
     _sums: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.bounds[0] != 0 or self.bounds[-1] != len(self.folios):
+        if len(self.bounds) == 0 or self.bounds[0] != 0 or self.bounds[-1] != len(self.folios):
             raise ValueError("batch bounds must start at 0 and end at the folio count")
         if np.any(np.diff(self.bounds) <= 0):
             raise ValueError("every batch must hold at least one folio")

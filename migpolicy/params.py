@@ -73,7 +73,14 @@ class Parameter:
             return "one of " + ", ".join(map(str, self.choices))
         if self.kind == "bool":
             return "true or false"
-        bounds = f" in [{self.low:g}, {self.high:g}]" if self.low is not None else ""
+        if self.low is not None and self.high is not None:
+            bounds = f" in [{self.low:g}, {self.high:g}]"
+        elif self.low is not None:
+            bounds = f" >= {self.low:g}"
+        elif self.high is not None:
+            bounds = f" <= {self.high:g}"
+        else:
+            bounds = ""
         return f"{'an integer' if self.kind == 'int' else 'a number'}{bounds}"
 
 

@@ -120,15 +120,22 @@ def _validation_sentence(
     pm: pluggy.PluginManager, exc: pluggy.PluginValidationError, name: str | None = None
 ) -> str:
     name = name or pm.get_name(exc.plugin) or repr(exc.plugin)
-    message = str(exc).splitlines()[0]
+    lines = str(exc).splitlines()
+    message = lines[0]
     if "unknown hook" in message:
         hook = message.split("'")[1]
-        known = [h for h in dir(pm.hook) if h.startswith("migpolicy_")]
+        known = [h for h in vars(hookspecs) if h.startswith("migpolicy_")]
         import difflib
 
         close = difflib.get_close_matches(hook, known, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         return f"plugin {name!r} implements {hook!r}, which is not a migpolicy hook{hint}"
+    if len(lines) > 2 and lines[2].startswith("Argument(s)"):
+        hook = message.split("'")[3]
+        extra = lines[2].split("{", 1)[1].split("}", 1)[0]
+        passed = ", ".join(getattr(pm.hook, hook).spec.argnames)
+        return (f"plugin {name!r} implements {hook} with argument(s) {extra} that the hook "
+                f"does not pass (it passes {passed})")
     return f"plugin {name!r} is invalid: {message}"
 
 

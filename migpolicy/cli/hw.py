@@ -91,3 +91,12 @@ def show_command(ctx: click.Context, profile: str, as_json: bool) -> None:
     console.print(table)
     for pid, prov in prof.provenances.items():
         console.print(f"[bold]{pid}[/]: {prov.describe()}")
+
+
+def _register_subcommands() -> None:
+    from migpolicy.cli.hw_fit import fit_command
+
+    hw.add_command(fit_command)
+
+
+_register_subcommands()

@@ -140,12 +140,25 @@ class Profile:
     def with_values(self, updates: Mapping[str, float], provenance: Provenance) -> Profile:
         """A copy with ``section.key`` values replaced and marked with ``provenance``."""
         sections = {s: dict(v) for s, v in self.sections.items()}
+        nodes = dict(self.nodes)
         for dotted, number in updates.items():
             section, key = dotted.rsplit(".", 1)
-            sections[section][key] = Value(float(number), provenance)
+            if section.startswith("nodes."):
+                node = nodes[int(section.split(".")[1])]
+                params = {**node.params, key: Value(float(number), provenance)}
+                nodes[node.id] = replace(node, params=params)
+            else:
+                sections[section][key] = Value(float(number), provenance)
         provenances = dict(self.provenances)
         provenances[provenance.id] = provenance
-        return replace(self, sections=sections, provenances=provenances, _flat={})
+        return replace(self, sections=sections, nodes=nodes, provenances=provenances, _flat={})
+
+    def value(self, dotted: str) -> float:
+        """Any parameter by its dotted path, node parameters included (``nodes.0.ccds``)."""
+        if dotted.startswith("nodes."):
+            _, node_id, key = dotted.split(".")
+            return self.nodes[int(node_id)][key]
+        return self._flat[dotted]
 
     def renamed(self, name: str, description: str | None = None) -> Profile:
         """A copy with another name (and description)."""
@@ -191,7 +204,8 @@ def _dump_values(values: Mapping[str, Value]) -> dict:
     common = Counter(v.provenance.id for v in values.values()).most_common(1)[0][0]
     out: dict[str, Any] = {"provenance": common}
     for key, value in values.items():
-        number = int(value.value) if float(value.value).is_integer() else value.value
+        number = value.value
+        number = int(number) if number.is_integer() else float(f"{number:.6g}")
         if value.provenance.id == common:
             out[key] = number
         else:

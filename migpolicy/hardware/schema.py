@@ -91,8 +91,11 @@ SECTIONS: dict[str, dict[str, Check]] = {
         "prep_ns": _nonneg("ns", "CPU time to prepare one descriptor (per folio)"),
         "desc_ns": _nonneg("ns", "channel time per descriptor"),
         "pte_ns": _nonneg("ns", "channel time per base page of a PTE-mapped folio"),
+        "channels_per_engine": _count("", "channels sharing one engine's data path"),
         "channel_gbps": _positive("GB/s", "bandwidth of one channel"),
+        "engine_gbps": _positive("GB/s", "bandwidth of one engine (shared by its channels)"),
         "total_gbps": _positive("GB/s", "bandwidth of all channels together"),
+        "saturation": _positive("", "sharpness of the soft minimum over the DMA caps"),
         "completion_ns": _nonneg("ns", "per batch: wait for and handle the completion"),
     },
     "engines.gpu": {

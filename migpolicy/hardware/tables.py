@@ -2,7 +2,10 @@
 
 A table has one row per experiment: ``engine``, ``folio_kib``, ``workers``,
 ``throughput_gbps``, the amount moved as ``total_mib`` or ``folio_count``, and
-optionally ``placement`` (spread/fill) and ``side`` (push/pull). Rows are
+optionally ``placement`` (spread/fill), ``side`` (push/pull) and ``scope``:
+``move`` (default; the throughput of the whole migration, as move_pages()
+reports it) or ``copy`` (the copy stage alone, as a user-space copy measures
+it). Rows are
 priced with exactly the machinery of ``migpolicy move``
 (:func:`migpolicy.pipeline.price_uniform`).
 """
@@ -19,7 +22,18 @@ import numpy as np
 from migpolicy.errors import InputError
 from migpolicy.hardware.model import PLACEMENTS, SIDES
 
-__all__ = ["ROW_DTYPE", "SHIPPED_TABLES", "predict_rows", "read_table", "shipped_table"]
+__all__ = [
+    "ROW_DTYPE",
+    "SCOPES",
+    "STAGE_DTYPE",
+    "predict_copy_share",
+    "read_stage_table",
+    "SHIPPED_TABLES",
+    "predict_rows",
+    "read_table",
+    "row_params",
+    "shipped_table",
+]
 
 ROW_DTYPE = np.dtype(
     [
@@ -29,6 +43,7 @@ ROW_DTYPE = np.dtype(
         ("folio_count", np.int64),
         ("placement", "U8"),
         ("side", "U8"),
+        ("scope", "U8"),
         ("throughput_gbps", np.float64),
         ("row", np.int64),
     ]
@@ -40,13 +55,17 @@ SHIPPED_TABLES = {
     "2": "rfc_v2_batch_size_2m.csv",
     "3": "rfc_v2_thread_placement_2m.csv",
 }
+#: The shipped RFC V1 stage-share table.
+STAGE_TABLE = "rfc_v1_stage_cycles.csv"
 
+SCOPES = ("move", "copy")
 _REQUIRED = ("engine", "folio_kib", "workers", "throughput_gbps")
 
 
 def shipped_table(key: str) -> Path:
-    """Path of a shipped published table: ``1ab``, ``2`` or ``3`` (RFC V2 table numbers)."""
-    return Path(__file__).resolve().parent / "tables" / SHIPPED_TABLES[key]
+    """Path of a shipped published table: ``1ab``, ``2``, ``3`` (RFC V2) or ``v1`` (stages)."""
+    name = STAGE_TABLE if key == "v1" else SHIPPED_TABLES[key]
+    return Path(__file__).resolve().parent / "tables" / name
 
 
 def read_table(path: str | Path, engines: Iterable[str] | None = None) -> np.ndarray:
@@ -106,9 +125,13 @@ def _parse_row(path: Path, number: int, record: Mapping[str, str], known) -> tup
     if placement not in PLACEMENTS:
         raise InputError(f"{where}: column placement: expected one of {', '.join(PLACEMENTS)}, "
                          f"got {placement!r}")
+    scope = (record.get("scope") or "move").strip()
+    if scope not in SCOPES:
+        raise InputError(f"{where}: column scope: expected one of {', '.join(SCOPES)}, "
+                         f"got {scope!r}")
     if side not in SIDES:
         raise InputError(f"{where}: column side: expected one of {', '.join(SIDES)}, got {side!r}")
-    return (engine, folio_bytes, int(num("workers", int)), count, placement, side,
+    return (engine, folio_bytes, int(num("workers", int)), count, placement, side, scope,
             num("throughput_gbps"), number)
 
 
@@ -133,5 +156,67 @@ def predict_rows(pm: Any, hw: Any, rows: np.ndarray, base_params: Mapping[str, A
     for i, row in enumerate(rows):
         report = price_uniform(pm, int(row["folio_bytes"]), int(row["folio_count"]), hw,
                                row_params(row, base_params), src=src, dst=dst)
-        out[i] = report.throughput_gbps
+        if row["scope"] == "copy":
+            out[i] = report.bytes / report.stages["copy"].wall_s / 1e9
+        else:
+            out[i] = report.throughput_gbps
     return out
+
+
+STAGE_DTYPE = np.dtype(
+    [("path", "U32"), ("total_bytes", np.int64), ("copy_fraction", np.float64), ("row", np.int64)]
+)
+
+
+def read_stage_table(path: str | Path) -> np.ndarray:
+    """Read a stage-share table (RFC V1 form: ``path``, ``total_size``, ``copy_fraction``).
+
+    Each row says what fraction of migrate_pages() time the copy took when
+    moving ``total_size`` of 4 KiB pages along ``path`` (``cpu_generic`` is the
+    kernel's sequential copy).
+    """
+    from migpolicy.units import parse_size
+
+    path = Path(path)
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("path", "total_size", "copy_fraction")
+                   if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{path}: missing column {', '.join(missing)}")
+        rows = []
+        for number, record in enumerate(reader, start=2):
+            where = f"{path}:{number}"
+            try:
+                total = parse_size(record["total_size"], "total_size")
+            except InputError as exc:
+                raise InputError(f"{where}: {exc}") from None
+            try:
+                fraction = float(record["copy_fraction"])
+            except ValueError:
+                raise InputError(f"{where}: column copy_fraction: expected a number, got "
+                                 f"{record['copy_fraction']!r}") from None
+            if not 0 < fraction < 1:
+                raise InputError(f"{where}: column copy_fraction: expected a fraction in (0, 1), "
+                                 f"got {fraction}")
+            rows.append((record["path"].strip(), total, fraction, number))
+    if not rows:
+        raise InputError(f"{path}: no data rows")
+    return np.array(rows, dtype=STAGE_DTYPE)
+
+
+def predict_copy_share(pm: Any, hw: Any, total_bytes: int, base_params: Mapping[str, Any],
+                       folio_size: int = 4096) -> float:
+    """Fraction of a sequential-copy (``cpu``) migration's time spent copying."""
+    from migpolicy.pipeline import price_uniform
+
+    params = dict(base_params)
+    params.update({"engine": "cpu", "workers": 1})
+    src, dst = (0, 1) if 1 in hw.nodes else (0, 0)
+    report = price_uniform(pm, folio_size, max(1, total_bytes // folio_size), hw, params,
+                           src=src, dst=dst)
+    return report.stages["copy"].wall_s / report.total_s
