@@ -220,7 +220,10 @@ def copy_folios(nbytes: int, folio_size: int, threads: int, repeats: int = 5) ->
 
 @functools.cache
 def gpu_backend() -> str | None:
-    """``"cupy"`` or ``"torch"`` when that library imports and sees a CUDA GPU, else ``None``."""
+    """``"cupy"`` or ``"torch"`` when that library imports and sees a CUDA GPU, else ``None``.
+
+    Decided once per process (importing either library takes seconds).
+    """
     try:
         import cupy
 
@@ -286,16 +289,17 @@ def gpu_copy_folios(nbytes: int, folio_size: int, streams: int, repeats: int = 5
     if backend is None:
         raise InputError("real GPU copy: neither CuPy nor PyTorch sees a CUDA GPU on this "
                          "machine, so gpu figures can only be modelled")
-    _check_memory(2 * nbytes, f"a pinned host buffer of {nbytes} bytes")
+    _check_memory(nbytes, f"a pinned host buffer of {nbytes} bytes")
     make = _cupy_buffers if backend == "cupy" else _torch_buffers
     try:
         host, copy, sync, fetch = make(nbytes, streams)
     except MemoryError:
         raise InputError(f"real GPU copy: cannot allocate {nbytes} bytes of pinned host "
                          "or device memory") from None
-    except RuntimeError as exc:  # CUDA out-of-memory surfaces as a RuntimeError subclass
+    except RuntimeError as exc:  # PyTorch's CUDA out-of-memory is a RuntimeError
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"real GPU copy: cannot allocate {nbytes} bytes of pinned host "
-                         f"or device memory ({exc})") from None
+                         f"or device memory ({first_line})") from None
     _pattern(host)
     shares = _shares(nfolios, folio_size, streams)
 

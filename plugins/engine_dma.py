@@ -13,7 +13,7 @@ import numpy as np
 
 from migpolicy.engines import CopyEngine
 from migpolicy.folios import PMD_MAPPED
-from migpolicy.hardware.model import soft_max
+from migpolicy.hardware.model import soft_min
 from migpolicy.hookspecs import hookimpl
 from migpolicy.params import Parameter, suggest
 
@@ -56,22 +56,30 @@ def migpolicy_search_space(trial, hw):
 
 
 def price_dma(batches, hw, channels: np.ndarray) -> np.ndarray:
-    """Cost rows for copying each batch over ``channels[i]`` DMA channels."""
+    """Cost rows for copying each batch over ``channels[i]`` DMA channels.
+
+    Descriptor work (per folio, per base page of a PTE-mapped folio) spreads
+    over the active channels; the bytes flow at a soft minimum of the channels',
+    the engines' (``channels_per_engine`` channels share one engine's data path)
+    and the whole DMA block's bandwidth.
+    """
     p = hw.p
     folios = batches.folios
     pte_mapped = (folios["flags"] & PMD_MAPPED) == 0
     pages = np.where(pte_mapped, np.maximum(folios["size"] // hw.base_page, 1), 0)
     n = batches.nfolios.astype(float)
     nbytes = batches.nbytes.astype(float)
-    work_s = (
-        n * p("engines.dma.desc_ns") * ns
-        + batches.per_batch(pages) * p("engines.dma.pte_ns") * ns
-        + nbytes / (p("engines.dma.channel_gbps") * 1e9)
-    )
     active = np.minimum(np.minimum(channels, p("engines.dma.channels")), n)
-    channel_s = soft_max(
-        [work_s / active, nbytes / (p("engines.dma.total_gbps") * 1e9)], p("memory.saturation")
+    engines = np.ceil(active / p("engines.dma.channels_per_engine"))
+    descriptor_s = (
+        n * p("engines.dma.desc_ns") * ns + batches.per_batch(pages) * p("engines.dma.pte_ns") * ns
+    ) / active
+    bandwidth = soft_min(
+        [active * p("engines.dma.channel_gbps"), engines * p("engines.dma.engine_gbps"),
+         p("engines.dma.total_gbps")],
+        p("engines.dma.saturation"),
     )
+    channel_s = descriptor_s + nbytes / (bandwidth * 1e9)
     cpu = n * p("engines.dma.prep_ns") * ns + p("engines.dma.completion_ns") * ns
     return cost_rows(batches, wall_s=cpu + channel_s, cpu_s=cpu, engine_s=channel_s * active)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from migpolicy.hookspecs import hookimpl
 
 
-
 def shipped_dir() -> Path:
     """The directory of the profiles that ship with migpolicy."""
     from migpolicy import hardware

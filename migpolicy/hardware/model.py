@@ -67,7 +67,8 @@ def copy_bandwidth_gbps(
     if src != dst:
         link = hw.p("memory.link_gbps")
     else:
-        link = node["bandwidth_gbps"] / 2.0  # a copy reads and writes the same node
+        # a copy reads and writes the same node: the memory node's, not the workers'
+        link = hw.node(src)["bandwidth_gbps"] / 2.0
     bw = soft_min(
         [t * hw.p("memory.thread_gbps"), ccds * hw.p("memory.ccd_gbps"), link],
         hw.p("memory.saturation"),

@@ -11,6 +11,7 @@ file, the line, the key and the reason.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,8 @@ _TOP_KEYS = {
     "stages", "memory", "engines", "cost_model", "learned_model",
 }
 COST_MODELS = ("analytic", "learned")
+#: Engines a machine may lack; every other section is required.
+_OPTIONAL_SECTIONS = ("engines.dma", "engines.gpu")
 #: Keys that name a node rather than hold a parameter.
 _NODE_REFS = {"engines.gpu": ("device_node",)}
 
@@ -246,7 +249,8 @@ class _Reader:
             needed = PROVENANCE_KINDS[kind]
             missing = [k for k in needed if not entry.get(k)]
             if missing:
-                raise self.fail(keys, f"a {kind} provenance needs {', '.join(missing)}")
+                article = "an" if kind[0] in "aeiou" else "a"
+                raise self.fail(keys, f"{article} {kind} provenance needs {', '.join(missing)}")
             detail = {k: str(v) for k, v in entry.items() if k != "kind"}
             out[pid] = Provenance(str(pid), kind, detail)
         return out
@@ -293,6 +297,8 @@ class _Reader:
                 raise self.fail(keys, str(exc).split(": ", 1)[1]) from None
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise self.fail(keys, f"expected {check.expected}, got {raw!r}")
+        if math.isinf(raw):
+            raise self.fail(keys, f"expected a finite number, got {raw!r}")
         if not check.ok(float(raw)):
             raise self.fail(keys, f"expected {check.expected}, got {raw!r}")
         return float(raw)
@@ -354,7 +360,7 @@ def load_profile(path: str | Path) -> Profile:
         for depth, part in enumerate(parts):
             raw = r.mapping(raw, tuple(parts[:depth])).get(part) if raw is not None else None
         if raw is None:
-            if section.startswith("engines."):
+            if section in _OPTIONAL_SECTIONS:
                 continue  # an engine this machine lacks
             raise r.fail(tuple(parts[:-1]), f"missing section {parts[-1]!r}")
         refs = _NODE_REFS.get(section, ())

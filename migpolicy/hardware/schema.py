@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["NODE_KEYS", "SECTIONS", "Check", "PROVENANCE_KINDS"]
+__all__ = ["NODE_KEYS", "PROVENANCE_KINDS", "SECTIONS", "Check"]
 
 PROVENANCE_KINDS = {
     "measured": ("host", "date", "command"),

@@ -25,11 +25,11 @@ from migpolicy.hardware.model import PLACEMENTS, SIDES
 __all__ = [
     "ROW_DTYPE",
     "SCOPES",
+    "SHIPPED_TABLES",
     "STAGE_DTYPE",
     "predict_copy_share",
-    "read_stage_table",
-    "SHIPPED_TABLES",
     "predict_rows",
+    "read_stage_table",
     "read_table",
     "row_params",
     "shipped_table",
@@ -112,7 +112,7 @@ def _parse_row(path: Path, number: int, record: Mapping[str, str], known) -> tup
     engine = (record.get("engine") or "").strip()
     if known is not None and engine not in known:
         raise InputError(f"{where}: unknown engine {engine!r} (known: {', '.join(sorted(known))})")
-    folio_bytes = int(round(num("folio_kib") * 1024))
+    folio_bytes = round(num("folio_kib") * 1024)
     if record.get("folio_count"):
         count = int(num("folio_count", int))
     else:
