@@ -22,6 +22,7 @@ from migpolicy.context import Context, build_context
 from migpolicy.plugin_manager import get_plugin_manager
 from migpolicy.plugins.profiles import shipped_dir
 
+
 @pytest.fixture(autouse=True)
 def user_profile_dir(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

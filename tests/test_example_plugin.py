@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,6 @@ import setuptools
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "migpolicy-nt-copy"
 HOOKS = {"migpolicy_copy", "migpolicy_copy_engines", "migpolicy_parameters",
          "migpolicy_search_space"}
-
-
-def _migpolicy() -> str:
-    """The installed console script of the interpreter running the tests."""
-    beside = Path(sys.executable).with_name("migpolicy")
-    return str(beside) if beside.exists() else shutil.which("migpolicy") or "migpolicy"
 
 
 def _build_isolation_flags() -> list[str]:
@@ -54,19 +49,24 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     assert result.returncode == 0, result.stderr
     assert (site / "migpolicy_nt_copy.py").exists()
     path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
-    out = {**os.environ, "PYTHONPATH": path}
-    out.pop("MIGPOLICY_PLUGINS", None)
-    out["EXAMPLE_SOURCE"] = str(source)
-    return out
+    out = {k: v for k, v in os.environ.items() if not k.startswith("MIGPOLICY_")}
+    return {**out, "PYTHONPATH": path, "MIGPOLICY_PROFILE_DIR": str(root / "profiles"),
+            "EXAMPLE_SOURCE": str(source)}
 
 
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([_migpolicy(), *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+@pytest.fixture
+def run(migpolicy_exe: str) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``migpolicy ARGS`` in the environment ``env``."""
+
+    def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([migpolicy_exe, *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    return run
 
 
-def test_plugins_lists_nt_from_its_entry_point(env: dict[str, str]) -> None:
-    result = _run(env, "plugins", "--json")
+def test_plugins_lists_nt_from_its_entry_point(env: dict[str, str], run) -> None:
+    result = run(env, "plugins", "--json")
     assert result.returncode == 0, result.stderr
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
     assert plugins["nt"]["source"] == "entry point"
@@ -75,27 +75,29 @@ def test_plugins_lists_nt_from_its_entry_point(env: dict[str, str]) -> None:
     assert plugins["engine_cpu"]["source"] == "builtin"
 
 
-def test_move_prices_with_nt(env: dict[str, str]) -> None:
+def test_move_prices_with_nt(env: dict[str, str], run) -> None:
     def move(engine: str, *extra: str) -> dict:
-        result = _run(env, "move", "--bytes", "64M", "--folio", "2M", "--engine", engine,
-                      "--json", *extra)
+        result = run(env, "move", "--bytes", "1G", "--folio", "2M", "--engine", engine,
+                     *extra, "--json")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
     nt, cpu = move("nt"), move("cpu")
     assert nt["engine"] == "nt" and nt["workers"] == 1
-    assert nt["bytes"] == 64 << 20 and nt["folios"] == 32
+    assert nt["bytes"] == 1 << 30 and nt["folios"] == 512
     assert nt["throughput_gbps"] > cpu["throughput_gbps"]  # default factor 1.3
+    faster = move("nt", "--param", "nt.bandwidth_factor=1.5")
+    assert faster["stages"]["copy"]["wall_s"] < nt["stages"]["copy"]["wall_s"]
     same = move("nt", "--param", "nt.bandwidth_factor=1.0")
     assert same["stages"]["copy"]["wall_s"] == pytest.approx(cpu["stages"]["copy"]["wall_s"])
     assert same["stages"]["remap"] == cpu["stages"]["remap"]
 
 
-def test_allow_list_leaves_nt_out(env: dict[str, str]) -> None:
-    result = _run({**env, "MIGPOLICY_PLUGINS": "some-other-plugin"}, "move", "--engine", "nt")
+def test_allow_list_leaves_nt_out(env: dict[str, str], run) -> None:
+    result = run({**env, "MIGPOLICY_PLUGINS": "some-other-plugin"}, "move", "--engine", "nt")
     assert result.returncode == 1
     assert "unknown copy engine" in result.stderr and "Traceback" not in result.stderr
-    listed = _run({**env, "MIGPOLICY_PLUGINS": "nt"}, "plugins", "--json")
+    listed = run({**env, "MIGPOLICY_PLUGINS": "nt"}, "plugins", "--json")
     assert "nt" in {p["name"] for p in json.loads(listed.stdout)}
 
 

@@ -18,22 +18,22 @@ import pytest
 from migpolicy.context import build_context, copy_engines, declared_parameters
 from migpolicy.costs import zero_costs
 from migpolicy.engines import CopyEngine
-from migpolicy.errors import InputError, PluginError
+from migpolicy.errors import ConfigError, InputError, PluginError
 from migpolicy.folios import FOLIO_DTYPE, make_folios
 from migpolicy.hardware.registry import find_profile, list_profiles
 from migpolicy.hookspecs import hookimpl
 from migpolicy.params import Parameter, resolve, suggest
 from migpolicy.pipeline import IsolateResult, price_uniform, run_pipeline
 from migpolicy.plugin_manager import call_hook, get_plugin_manager
+from migpolicy.plugins.engine_dma import max_channels
 from migpolicy.plugins.kernel_batch import plan_batches
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 @pytest.fixture
-def pm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Built-ins only; no user profiles, no entry points."""
-    monkeypatch.setenv("MIGPOLICY_PROFILE_DIR", str(tmp_path / "none"))
+def pm():
+    """The built-in plugins only (no entry points), for test plugins to join."""
     return get_plugin_manager(entry_points=False)
 
 
@@ -132,8 +132,6 @@ def test_select_migrations_falls_through_when_policies_decline(pm) -> None:
     requests = call_hook(pm, "migpolicy_select_migrations", window=_window(),
                          state={"free": {0: 2}}, params=_params(pm))
     assert last.seen.calls == 1 and len(requests) == 0
-    assert call_hook(pm, "migpolicy_select_migrations", window=_window(), state={},
-                     params={}) is not None
 
 
 def test_select_migrations_without_a_policy_is_none(pm) -> None:
@@ -275,7 +273,7 @@ def test_parameters_are_resolved_and_checked(pm) -> None:
     with pytest.raises(InputError, match=r"parameter test.knob expects an integer in "
                                          r"\[1, 64\], got '65'"):
         build_context(pm=pm, params={"test.knob": "65"})
-    with pytest.raises(InputError, match="unknown parameter 'test.knb'; did you mean test.knob"):
+    with pytest.raises(InputError, match=r"unknown parameter 'test\.knb'; did you mean test\.knob"):
         build_context(pm=pm, params={"test.knb": 3})
 
 
@@ -291,7 +289,7 @@ def test_search_space_with_a_real_trial(pm) -> None:
         assert space == trial.params
         assert 1 <= space["test.knob"] <= len(hw.nodes) and "test.mode" not in space
         assert {"batch.max_folios", "mt.placement", "dma.channels"} <= set(space)
-        assert space["dma.channels"] <= hw.p("engines.dma.channels")
+        assert space["dma.channels"] <= max(1, max_channels(hw))
         resolve(declared, space, f"search space on {hw.name}")
 
 
@@ -323,7 +321,7 @@ class ProfilePlugin:
 
 def test_hardware_profiles_registers_files(pm, tmp_path: Path) -> None:
     path = _write_profile(pm, tmp_path / "test-box.yaml", "test-box")
-    with pytest.raises(Exception, match="test-box"):
+    with pytest.raises(ConfigError, match="unknown hardware profile"):
         find_profile(pm, "test-box")
     pm.register(ProfilePlugin(path), name="boxes")
     profile = find_profile(pm, "test-box")

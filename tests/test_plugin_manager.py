@@ -11,7 +11,6 @@ import importlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -32,6 +31,7 @@ from migpolicy.plugin_manager import (
 )
 
 WritePlugin = Callable[[str, str], str]
+Cli = Callable[..., subprocess.CompletedProcess]
 
 RAISING = """
     from migpolicy.hookspecs import hookimpl
@@ -73,18 +73,10 @@ FLAT_ENGINE = """
 """
 
 
-def _migpolicy() -> str:
-    """The installed console script of the interpreter running the tests."""
-    beside = Path(sys.executable).with_name("migpolicy")
-    return str(beside) if beside.exists() else shutil.which("migpolicy") or "migpolicy"
-
-
 @pytest.fixture
 def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A directory on ``sys.path`` for plugin modules; they are forgotten afterwards."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("MIGPOLICY_PLUGINS", raising=False)
-    monkeypatch.delenv("MIGPOLICY_TRACE_HOOKS", raising=False)
     before = set(sys.modules)
     yield tmp_path
     for name in set(sys.modules) - before:
@@ -104,13 +96,16 @@ def write_plugin(plugin_dir: Path) -> WritePlugin:
     return write
 
 
-def _cli(plugin_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """Run ``migpolicy`` with ``plugin_dir`` on PYTHONPATH and only the MIGPOLICY_* given."""
-    path = os.pathsep.join(filter(None, [str(plugin_dir), os.environ.get("PYTHONPATH")]))
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MIGPOLICY_")}
-    environ.update(PYTHONPATH=path, **env)
-    return subprocess.run([_migpolicy(), *args], capture_output=True, text=True,
-                          env=environ, timeout=120)
+@pytest.fixture
+def cli(migpolicy_exe: str, plugin_dir: Path) -> Cli:
+    """Run ``migpolicy ARGS`` with ``plugin_dir`` on PYTHONPATH; keywords set environment."""
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+        path = os.pathsep.join(filter(None, [str(plugin_dir), os.environ.get("PYTHONPATH")]))
+        return subprocess.run([migpolicy_exe, *args], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": path, **env}, timeout=120)
+
+    return run
 
 
 def _one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -142,13 +137,13 @@ def test_p_loads_a_module(write_plugin: WritePlugin) -> None:
     assert copy_engines(pm)["flat"].summary == "one microsecond per folio"
 
 
-def test_p_on_the_command_line(write_plugin: WritePlugin, plugin_dir: Path) -> None:
+def test_p_on_the_command_line(write_plugin: WritePlugin, cli: Cli) -> None:
     name = write_plugin("tplug_cli", FLAT_ENGINE)
-    result = _cli(plugin_dir, "-p", name, "plugins", "--json")
+    result = cli("-p", name, "plugins", "--json")
     assert result.returncode == 0, result.stderr
     listed = {p["name"]: p for p in json.loads(result.stdout)}
     assert listed[name]["source"] == "-p" and listed[name]["version"] == "3.1"
-    moved = _cli(plugin_dir, "-p", name, "move", "--bytes", "8M", "--folio", "4K",
+    moved = cli("-p", name, "move", "--bytes", "8M", "--folio", "4K",
                  "--engine", "flat", "--json")
     assert moved.returncode == 0, moved.stderr
     data = json.loads(moved.stdout)
@@ -173,23 +168,22 @@ def test_missing_module_names_it(plugin_dir: Path) -> None:
         get_plugin_manager(["tplug_absent"], entry_points=False)
 
 
-def test_module_failing_at_import_names_it(write_plugin: WritePlugin, plugin_dir: Path) -> None:
+def test_module_failing_at_import_names_it(write_plugin: WritePlugin, cli: Cli) -> None:
     name = write_plugin("tplug_broken", "import numpy\nraise ImportError('needs libfoo')\n")
-    with pytest.raises(PluginError, match="'tplug_broken'.*ImportError: needs libfoo"):
+    with pytest.raises(PluginError, match=r"'tplug_broken'.*ImportError: needs libfoo"):
         get_plugin_manager([name], entry_points=False)
-    line = _one_line_error(_cli(plugin_dir, "-p", name, "plugins"))
+    line = _one_line_error(cli("-p", name, "plugins"))
     assert "tplug_broken" in line and "needs libfoo" in line
 
 
-def test_misspelt_hook_suggests_the_right_one(write_plugin: WritePlugin,
-                                               plugin_dir: Path) -> None:
+def test_misspelt_hook_suggests_the_right_one(write_plugin: WritePlugin, cli: Cli) -> None:
     name = write_plugin("tplug_typo", MISSPELT)
     expected = ("plugin 'tplug_typo' implements 'migpolicy_coppy', which is not a migpolicy "
                 "hook; did you mean migpolicy_copy?")
     with pytest.raises(PluginError) as caught:
         get_plugin_manager([name], entry_points=False)
     assert str(caught.value) == expected
-    assert _one_line_error(_cli(plugin_dir, "-p", name, "move")) == f"Error: {expected}"
+    assert _one_line_error(cli("-p", name, "move")) == f"Error: {expected}"
 
 
 def test_unknown_argument_names_hook_and_argument(write_plugin: WritePlugin) -> None:
@@ -222,10 +216,9 @@ def test_raising_plugin_is_named_with_its_hook(write_plugin: WritePlugin) -> Non
                   params=run.params)
 
 
-def test_raising_plugin_on_the_command_line(write_plugin: WritePlugin,
-                                            plugin_dir: Path) -> None:
+def test_raising_plugin_on_the_command_line(write_plugin: WritePlugin, cli: Cli) -> None:
     name = write_plugin("tplug_badplugin", RAISING)
-    line = _one_line_error(_cli(plugin_dir, "-p", name, "move", "--bytes", "4M", "--json"))
+    line = _one_line_error(cli("-p", name, "move", "--bytes", "4M", "--json"))
     assert line == ("Error: plugin 'tplug_badplugin' raised RuntimeError in hook "
                     "migpolicy_copy: copy engine on fire")
 
@@ -259,13 +252,13 @@ def test_entry_points_load_and_fail_by_name(entry_points: Path) -> None:
     assert _entry_point_names(get_plugin_manager(entry_points=False)) == {}
 
 
-def test_allow_list_picks_entry_points(entry_points: Path,
+def test_allow_list_picks_entry_points(entry_points: Path, cli: Cli,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIGPOLICY_PLUGINS", "alpha")
     assert _entry_point_names(get_plugin_manager()) == {"alpha": "2.5"}
     monkeypatch.setenv("MIGPOLICY_PLUGINS", " beta , alpha ")
     assert _entry_point_names(get_plugin_manager()) == {"alpha": "2.5", "beta": "2.5"}
-    result = _cli(entry_points, "plugins", "--json", MIGPOLICY_PLUGINS="beta")
+    result = cli("plugins", "--json", MIGPOLICY_PLUGINS="beta")
     assert result.returncode == 0, result.stderr
     sources = {p["name"]: p["source"] for p in json.loads(result.stdout)}
     assert sources["beta"] == "entry point" and "alpha" not in sources
@@ -293,8 +286,8 @@ def test_trace_hooks_logs_calls_with_durations(plugin_dir: Path,
     assert set(impls.split(",")) == {"engine_cpu", "engine_mt", "engine_dma", "engine_gpu"}
 
 
-def test_trace_hooks_on_the_command_line(plugin_dir: Path) -> None:
-    result = _cli(plugin_dir, "move", "--bytes", "4M", "--json", MIGPOLICY_TRACE_HOOKS="1")
+def test_trace_hooks_on_the_command_line(cli: Cli) -> None:
+    result = cli("move", "--bytes", "4M", "--json", MIGPOLICY_TRACE_HOOKS="1")
     assert result.returncode == 0, result.stderr
     json.loads(result.stdout)  # the trace stays off stdout
     calls = [TRACE_LINE.match(line) for line in result.stderr.splitlines()]

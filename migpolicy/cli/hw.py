@@ -25,7 +25,13 @@ def hw() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list for scripts.")
 @click.pass_context
 def list_command(ctx: click.Context, as_json: bool) -> None:
-    """List the registered hardware profiles and how their parameters were obtained."""
+    """List the registered hardware profiles and how their parameters were obtained.
+
+    \b
+    Examples:
+      migpolicy hw list
+      migpolicy hw list --json
+    """
     from collections import Counter
 
     from migpolicy.hardware.registry import list_profiles
@@ -57,7 +63,14 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object for scripts.")
 @click.pass_context
 def show_command(ctx: click.Context, profile: str, as_json: bool) -> None:
-    """Show every parameter of PROFILE (a name or a YAML file) with its provenance."""
+    """Show every parameter of PROFILE (a name or a YAML file) with its provenance.
+
+    \b
+    Examples:
+      migpolicy hw show zen3-epyc-ptdma
+      migpolicy hw show gh200 --json
+      migpolicy hw show ./my-machine.yaml
+    """
     from migpolicy.hardware.registry import find_profile
     from migpolicy.plugin_manager import get_plugin_manager
 

@@ -33,11 +33,12 @@ def main(ctx: click.Context, plugins: tuple[str, ...]) -> None:
     """Model, price and tune Linux page-migration policy.
 
     \b
-    Price a move_pages() experiment (the published RFC V2 setup):
+    Examples:
+      # price a move_pages() experiment (the published RFC V2 setup)
       migpolicy move --bytes 1G --folio 2M --engine mt --workers 8
-    See which plugins are loaded and which hooks they implement:
+      # see which plugins are loaded and which hooks they implement
       migpolicy plugins
-    Inspect the hardware profiles and where each number came from:
+      # inspect the hardware profiles and where each number came from
       migpolicy hw list
       migpolicy hw show zen3-epyc-ptdma
 

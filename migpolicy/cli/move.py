@@ -84,12 +84,16 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
         dst = 1 if 1 in hw.nodes else src
     hw.node(src, "--src")
     hw.node(dst, "--dst")
+    if folio % hw.base_page:
+        raise InputError(f"--folio {format_size(folio)} is not a whole number of profile "
+                         f"{hw.name}'s {format_size(hw.base_page)} base pages")
     if nbytes < folio or nbytes % folio:
         raise InputError(f"--bytes {format_size(nbytes)} must be a whole multiple of --folio "
                          f"{format_size(folio)}")
     report = price_uniform(run.pm, folio, nbytes // folio, hw, run.params, src=src, dst=dst)
     measured = _execute(run, nbytes, folio, workers) if execute else None
     data = report_json(report, run, folio)
+    data["src"], data["dst"] = src, dst
     if measured is not None:
         data.update(measured)
     if as_json:
@@ -158,7 +162,8 @@ def _print_report(report: Report, data: dict) -> None:
     kinds = sorted({p["kind"] for p in data["provenance"].values()})
     console.print(
         f"[bold]{format_size(report.bytes)}[/] in {report.folios:,} folios of "
-        f"{format_size(data['folio_size'])}: [bold]{report.throughput_gbps:.2f} GB/s[/], "
+        f"{format_size(data['folio_size'])}, node {data['src']} → node {data['dst']}: "
+        f"[bold]{report.throughput_gbps:.2f} GB/s[/], "
         f"{total * 1e3:.3f} ms (modelled)"
     )
     engines = ", ".join(f"{n} x{'/'.join(map(str, e['workers']))}"

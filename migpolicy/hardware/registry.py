@@ -19,7 +19,8 @@ DEFAULT_PROFILE = "zen3-epyc-ptdma"
 def list_profiles(pm: pluggy.PluginManager) -> dict[str, Profile]:
     """Every registered profile by name; a later registration (the user's) wins."""
     out: dict[str, Profile] = {}
-    for paths in call_hook(pm, "migpolicy_hardware_profiles"):
+    # pluggy answers last-registered first; apply the oldest first so later ones win.
+    for paths in reversed(call_hook(pm, "migpolicy_hardware_profiles")):
         for path in paths:
             profile = load_profile(path)
             out[profile.name] = profile
@@ -33,7 +34,7 @@ def find_profile(pm: pluggy.PluginManager, name_or_path: str | None) -> Profile:
         if not Path(name).exists():
             raise InputError(f"--hw {name}: no such profile file")
         return load_profile(name)
-    for paths in reversed(call_hook(pm, "migpolicy_hardware_profiles")):
+    for paths in call_hook(pm, "migpolicy_hardware_profiles"):
         for path in reversed(paths):
             if Path(path).stem == name:
                 profile = load_profile(path)

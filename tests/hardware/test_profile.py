@@ -397,5 +397,5 @@ def test_user_profile_takes_precedence(pm, user_profile_dir: Path) -> None:
 
 def test_bad_user_profile_is_reported(pm, user_profile_dir: Path) -> None:
     (user_profile_dir / "broken.yaml").write_text("schema: 1\nname: broken\n")
-    with pytest.raises(ConfigError, match="broken.yaml"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml"):
         list_profiles(pm)

@@ -1,0 +1,511 @@
+"""Calibration: measure what this machine's copies really cost and fit the ``local`` profile.
+
+``migpolicy hw calibrate`` runs here. It copies folios of every size from
+4 KiB to 2 MiB, batches of 1 to thousands of folios, with 1 to N threads
+(the ``cpu`` engine: one thread; ``mt``: 1, 2, 4 ... N worker threads), on a
+GPU through :mod:`migpolicy.execute` where CuPy or PyTorch sees one, and with
+``move_pages(2)`` where the machine has two or more NUMA nodes. Every
+experiment is sampled several times, in a shuffled order, and all samples are
+kept. The analytic parameters copies can determine are then fitted with
+:func:`migpolicy.hardware.fit.fit_parameters`, starting from the shipped
+``local`` profile, and written as a profile whose fitted and topology values
+carry a ``measured`` provenance (host, date, command).
+
+How a copy is measured, and why:
+
+* An experiment moves at least 64 KiB (``min_bytes``): below that the
+  timer's and the thread hand-off's microseconds would be most of what is
+  measured. So 4 KiB folios start at 16 per batch; 64 KiB and larger at one.
+* Data is cold, as the pages a migration moves are: every batch copies a
+  region of a pool larger than twice the last-level cache, and the regions
+  rotate through it. (A hot buffer copied again and again measures the cache:
+  several times faster than memory for batches below the cache size.)
+* A batch is what the kernel copies at once (at most ``batch.max_folios``
+  folios); a larger experiment is copied batch after batch, each batch
+  waking its workers once, as the ``mt`` engine model prices it.
+* ``mt`` copies are done by worker threads while the caller waits, as the
+  kernel queues work to its workers; the split of folios among threads is
+  :mod:`migpolicy.execute`'s, which is the model's. ``cpu`` copies are done
+  by the calling thread.
+* The timing harness's own per-batch cost (an idle one-thread team, measured
+  first) is subtracted; waking worker threads is not: it is the per-thread
+  start-up cost the profile models.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import math
+import os
+import platform
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from migpolicy import execute
+from migpolicy.errors import ConfigError, InputError
+from migpolicy.hardware import numa
+from migpolicy.hardware.fit import DEFAULT_BOUNDS, FitResult, fit_parameters
+from migpolicy.hardware.profile import Node, Profile, Provenance, Value, load_profile, today
+from migpolicy.hardware.tables import ROW_DTYPE
+from migpolicy.hardware.yamlfile import atomic_write_text
+
+__all__ = [
+    "CalibrationResult",
+    "Experiment",
+    "Measurement",
+    "Progress",
+    "Settings",
+    "calibrate",
+    "measure",
+    "plan",
+    "table_rows",
+    "write_table",
+]
+
+KIB = 1 << 10
+MIB = 1 << 20
+#: Every folio size from a base page to a PMD-mapped THP.
+ALL_SIZES = tuple(4 * KIB << i for i in range(10))
+QUICK_SIZES = (4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB, 2 * MIB)
+ALL_COUNTS = (1, 4, 16, 64, 256, 512, 1024, 4096)
+QUICK_COUNTS = (1, 16, 256, 4096)
+#: Folio counts of the move_pages() experiments (4 KiB pages; two or more nodes).
+MOVE_COUNTS = (512, 4096, 32768)
+GPU_STREAMS = (1, 2, 4)
+#: Aim for about this much timed copying per sample, repeating short copies.
+_SAMPLE_BUDGET_S = 3e-4
+_MAX_REPEATS = 30
+#: Rough copy bandwidth used only to choose how often a short copy is repeated.
+_GUESS_BPS = 4e9
+PROVENANCE_ID = "calibration"
+#: Plausible ranges: with too few thread counts a cap can run off to infinity.
+_BOUNDS = {**DEFAULT_BOUNDS, "memory.thread_gbps": (0.05, 500.0), "memory.ccd_gbps": (0.05, 5e3),
+           "memory.link_gbps": (0.05, 5e3)}
+
+# CSV columns written for every experiment, in order.
+_COLUMNS = ("engine", "folio_kib", "workers", "folio_count", "scope", "throughput_gbps",
+            "samples", "min_gbps", "max_gbps", "spread_pct", "sample_gbps")
+
+
+class Progress(Protocol):
+    """What calibration reports while it runs (the CLI draws a progress bar from it)."""
+
+    def phase(self, name: str, total: int | None) -> None:
+        """A new phase starts; ``total`` steps, or ``None`` when unknown."""
+
+    def advance(self, completed: int | None = None) -> None:
+        """One more step is done (or ``completed`` steps in all)."""
+
+    def note(self, message: str) -> None:
+        """Something the user should read (an engine skipped, and why)."""
+
+
+class _Silent:
+    def phase(self, name: str, total: int | None) -> None:
+        pass
+
+    def advance(self, completed: int | None = None) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to measure. :meth:`preset` gives the full and the ``--quick`` grids."""
+
+    engines: tuple[str, ...] = ("cpu", "mt", "gpu")
+    sizes: tuple[int, ...] = ALL_SIZES
+    counts: tuple[int, ...] = ALL_COUNTS
+    max_bytes: int = 128 * MIB
+    min_bytes: int = 64 * KIB
+    samples: int = 5
+    seed: int = 0
+    threads: tuple[int, ...] = ()
+    batch: int = 512
+
+    @classmethod
+    def preset(cls, quick: bool = False, **overrides: Any) -> Settings:
+        """The full grid, or the quick one (fewer sizes, counts and samples, smaller buffers)."""
+        base = cls(sizes=QUICK_SIZES, counts=QUICK_COUNTS, max_bytes=32 * MIB,
+                   samples=3) if quick else cls()
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(base, **given)
+
+    def thread_counts(self) -> tuple[int, ...]:
+        """Worker counts of the ``mt`` experiments: 1, 2, 4 ... and every CPU."""
+        if self.threads:
+            return self.threads
+        cpus = os.cpu_count() or 1
+        counts = {1 << i for i in range(cpus.bit_length()) if 1 << i <= cpus}
+        return tuple(sorted(counts | {cpus}))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One measured configuration: an engine copying ``count`` folios with ``workers``."""
+
+    engine: str
+    folio_bytes: int
+    count: int
+    workers: int
+    scope: str = "copy"
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the experiment moves."""
+        return self.folio_bytes * self.count
+
+
+@dataclass
+class Measurement:
+    """Every sample (seconds) of one experiment."""
+
+    experiment: Experiment
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def gbps(self) -> np.ndarray:
+        """Throughput of each sample, GB/s."""
+        return self.experiment.nbytes / np.asarray(self.seconds) / 1e9
+
+    @property
+    def median_gbps(self) -> float:
+        """The experiment's throughput: the median of its samples."""
+        return float(np.median(self.gbps))
+
+
+@dataclass
+class CalibrationResult:
+    """A calibrated profile, where it and its measurements were written, and the fit."""
+
+    profile: Profile
+    profile_path: Path
+    table_path: Path
+    fit: FitResult
+    measurements: list[Measurement]
+    notes: list[str]
+    free: list[str]
+
+
+def _batches(count: int, batch: int) -> list[int]:
+    full, rest = divmod(count, batch)
+    return [batch] * full + ([rest] if rest else [])
+
+
+def plan(settings: Settings, *, gpu: bool, nodes: int) -> list[Experiment]:
+    """The experiments to run: copies for each engine asked for, moves with 2+ nodes."""
+    out = []
+    pairs = [(size, count) for size in settings.sizes for count in settings.counts
+             if settings.min_bytes <= size * count <= settings.max_bytes]
+    for size, count in pairs:
+        if "cpu" in settings.engines:
+            out.append(Experiment("cpu", size, count, 1))
+        if "mt" in settings.engines:
+            out.extend(Experiment("mt", size, count, t) for t in settings.thread_counts())
+        if gpu and "gpu" in settings.engines and count <= settings.batch:
+            out.extend(Experiment("gpu", size, count, s) for s in GPU_STREAMS)
+    if nodes > 1 and "cpu" in settings.engines:
+        base = 4 * KIB
+        counts = [c for c in MOVE_COUNTS if c * base <= settings.max_bytes] or [MOVE_COUNTS[0]]
+        out.extend(Experiment("cpu", base, c, 1, scope="move") for c in counts)
+    return out
+
+
+def _run_slot(slots: list[Callable[[], None]], index: int) -> None:
+    slots[index]()
+
+
+def _idle() -> None:
+    pass
+
+
+class _CopyBench:
+    """Cold copies of batches out of a pool larger than the last-level cache."""
+
+    def __init__(self, pool_bytes: int, batch: int, nodes: Sequence[numa.NodeInfo]):
+        self.batch = batch
+        self.src = np.empty(pool_bytes, dtype=np.uint8)
+        self.dst = np.empty(pool_bytes, dtype=np.uint8)
+        self.src.view(np.uint64)[:] = np.arange(pool_bytes // 8, dtype=np.uint64)
+        self.dst.fill(0)
+        if len(nodes) > 1:  # copy across the first two nodes, workers on the source's
+            numa.place(self.src, nodes[0].id)
+            numa.place(self.dst, nodes[1].id)
+        self.offset = 0
+        self.harness = self._harness()
+
+    def _region(self, nbytes: int) -> int:
+        if self.offset + nbytes > len(self.src):
+            self.offset = 0
+        start = self.offset
+        self.offset += nbytes
+        return start
+
+    def _harness(self) -> float:
+        """Seconds an idle one-thread team takes per batch: the harness, not the copy."""
+        team = execute._Team([_idle])
+        try:
+            return float(np.median([team.run() for _ in range(101)]))
+        finally:
+            team.close()
+
+    def seconds(self, exp: Experiment, repeats: int) -> float:
+        """Best of ``repeats`` timed copies of the whole experiment, batch by batch."""
+        helpers = 1 if exp.engine == "mt" else 0
+        slots: list[Callable[[], None]] = [_idle] * (exp.workers + helpers)
+        team = execute._Team([functools.partial(_run_slot, slots, i) for i in range(len(slots))])
+        try:
+            team.run()  # every worker is now waiting on the team's barrier
+            best = math.inf
+            for _ in range(repeats):
+                total = 0.0
+                for n in _batches(exp.count, self.batch):
+                    nbytes = n * exp.folio_bytes
+                    a = self._region(nbytes)
+                    src, dst = self.src[a:a + nbytes], self.dst[a:a + nbytes]
+                    slots[helpers:] = [
+                        execute._cpu_job(src, dst, share, n, exp.folio_bytes)
+                        for share in execute._shares(n, exp.folio_bytes, exp.workers)
+                    ]
+                    raw = team.run()
+                    total += max(raw - self.harness, 0.05 * raw)
+                best = min(best, total)
+            return best
+        finally:
+            team.close()
+
+
+def _gpu_seconds(exp: Experiment, repeats: int) -> float:
+    return execute.gpu_copy_folios(exp.nbytes, exp.folio_bytes, exp.workers, repeats=repeats)
+
+
+class _MoveBench:
+    """move_pages() of buffers of base pages between the first two nodes, to and fro."""
+
+    def __init__(self, nodes: Sequence[numa.NodeInfo]):
+        self.nodes = (nodes[0].id, nodes[1].id)
+        self.buffers: dict[int, tuple[np.ndarray, int]] = {}
+
+    def seconds(self, exp: Experiment) -> float:
+        """Seconds to move the experiment's pages to the other node (they alternate)."""
+        if exp.count not in self.buffers:
+            page = os.sysconf("SC_PAGE_SIZE")
+            raw = np.ones((exp.count + 1) * page, dtype=np.uint8)
+            start = -raw.ctypes.data % page
+            buffer = raw[start:start + exp.count * page]
+            numa.place(buffer, self.nodes[0])
+            self.buffers[exp.count] = (buffer, self.nodes[0])
+        buffer, here = self.buffers[exp.count]
+        there = self.nodes[1] if here == self.nodes[0] else self.nodes[0]
+        elapsed = numa.place(buffer, there)
+        self.buffers[exp.count] = (buffer, there)
+        return elapsed
+
+
+def _repeats(exp: Experiment, batch: int) -> int:
+    estimate = exp.nbytes / _GUESS_BPS + 2e-6 * len(_batches(exp.count, batch))
+    return int(min(_MAX_REPEATS, max(2, math.ceil(_SAMPLE_BUDGET_S / estimate))))
+
+
+def _pool_bytes(settings: Settings) -> int:
+    wanted = max(2 * numa.llc_bytes(), settings.max_bytes, 8 * MIB)
+    return -(-wanted // (2 * MIB)) * 2 * MIB
+
+
+def measure(
+    experiments: Sequence[Experiment],
+    settings: Settings,
+    progress: Progress | None = None,
+    nodes: Sequence[numa.NodeInfo] | None = None,
+) -> list[Measurement]:
+    """Run every experiment ``settings.samples`` times, in an order shuffled by the seed."""
+    progress = progress or _Silent()
+    nodes = list(nodes if nodes is not None else numa.detect_nodes())
+    results = [Measurement(exp) for exp in experiments]
+    order = [i for i in range(len(experiments)) for _ in range(settings.samples)]
+    random.Random(settings.seed).shuffle(order)
+    copies = any(e.scope == "copy" and e.engine in ("cpu", "mt") for e in experiments)
+    affinity = os.sched_getaffinity(0)
+    if len(nodes) > 1 and nodes[0].cpus:
+        os.sched_setaffinity(0, nodes[0].cpus)  # workers run on the source node (push)
+    try:
+        bench = _CopyBench(_pool_bytes(settings), settings.batch, nodes) if copies else None
+        mover = _MoveBench(nodes) if any(e.scope == "move" for e in experiments) else None
+        progress.phase("measuring", len(order))
+        for index in order:
+            exp = experiments[index]
+            if exp.scope == "move":
+                assert mover is not None
+                seconds = mover.seconds(exp)
+            elif exp.engine == "gpu":
+                seconds = _gpu_seconds(exp, _repeats(exp, settings.batch))
+            else:
+                assert bench is not None
+                seconds = bench.seconds(exp, _repeats(exp, settings.batch))
+            results[index].seconds.append(seconds)
+            progress.advance()
+    finally:
+        os.sched_setaffinity(0, affinity)
+    return results
+
+
+def table_rows(measurements: Sequence[Measurement]) -> np.ndarray:
+    """The measurements as table rows (:data:`ROW_DTYPE`), throughput the median sample."""
+    rows = [(m.experiment.engine, m.experiment.folio_bytes, m.experiment.workers,
+             m.experiment.count, "spread", "push", m.experiment.scope, m.median_gbps, i + 2)
+            for i, m in enumerate(measurements)]
+    return np.array(rows, dtype=ROW_DTYPE)
+
+
+def write_table(path: str | Path, measurements: Sequence[Measurement]) -> None:
+    """Write one CSV row per experiment with every sample and their spread (atomically)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_COLUMNS)
+    for m in measurements:
+        exp, gbps = m.experiment, m.gbps
+        median = float(np.median(gbps))
+        writer.writerow([
+            exp.engine, f"{exp.folio_bytes / KIB:g}", exp.workers, exp.count, exp.scope,
+            f"{median:.6g}", len(gbps), f"{gbps.min():.6g}", f"{gbps.max():.6g}",
+            f"{(gbps.max() - gbps.min()) / median * 100:.3g}",
+            " ".join(f"{g:.6g}" for g in gbps),
+        ])
+    atomic_write_text(path, out.getvalue())
+
+
+def _measured_nodes(base: Profile, found: Sequence[numa.NodeInfo], prov: Provenance) -> dict:
+    """The profile's nodes rebuilt from this machine's topology (measured values)."""
+    template = base.nodes[min(base.nodes)]
+    nodes = {}
+    for info in found:
+        params = dict(base.nodes[info.id].params if info.id in base.nodes else template.params)
+        topology = {"ccds": info.ccds if info.cpus else 0, "cores_per_ccd": info.cores_per_ccd,
+                    "smt": info.smt}
+        if info.memory_bytes:
+            topology["capacity"] = info.memory_bytes
+        params.update({k: Value(float(v), prov) for k, v in topology.items()})
+        kind = "dram" if info.cpus else template.kind
+        nodes[info.id] = Node(info.id, f"node{info.id}", kind, params)
+    return nodes
+
+
+def _free_parameters(experiments: Sequence[Experiment], hw: Profile, multi_node: bool
+                     ) -> tuple[list[str], dict[str, str]]:
+    """The parameters these experiments determine, and the ones tied to them."""
+    engines = {e.engine for e in experiments if e.scope == "copy"}
+    free: list[str] = []
+    ties: dict[str, str] = {}
+    if engines & {"cpu", "mt"}:
+        cap = "memory.link_gbps" if multi_node else f"nodes.{min(hw.nodes)}.bandwidth_gbps"
+        free += ["memory.thread_gbps", cap, "memory.saturation", "engines.cpu.folio_ns"]
+        if hw.nodes[min(hw.nodes)]["ccds"] > 1:
+            free.append("memory.ccd_gbps")
+        else:  # one LLC domain: its cap and the memory path's are the same constant
+            ties["memory.ccd_gbps"] = cap
+    if "mt" in engines:
+        free.append("engines.mt.thread_start_ns")
+    if "gpu" in engines:
+        free += ["engines.gpu.launch_ns", "engines.gpu.stream_gbps", "engines.gpu.link_gbps"]
+        if "memory.saturation" not in free:
+            free.append("memory.saturation")
+    if any(e.scope == "move" for e in experiments):
+        free += ["stages.isolate.folio_ns", "stages.batch.batch_ns"]
+        ties["stages.remap.folio_ns"] = "stages.isolate.folio_ns"
+    return free, ties
+
+
+def _usable_nodes(nodes: list[numa.NodeInfo], notes: list[str]) -> list[numa.NodeInfo]:
+    """``nodes``, or only the first when pages cannot be placed on the second."""
+    if len(nodes) < 2:
+        return nodes
+    try:
+        numa.place(np.ones(2 * os.sysconf("SC_PAGE_SIZE"), dtype=np.uint8), nodes[1].id)
+    except OSError as exc:
+        notes.append(f"move_pages failed ({exc}): calibrating node {nodes[0].id} alone")
+        return nodes[:1]
+    return nodes
+
+
+def _description(host: str, nodes: Sequence[numa.NodeInfo], engines: set[str]) -> str:
+    cpus = sum(len(n.cpus) for n in nodes)
+    ccds = sum(n.ccds for n in nodes if n.cpus)
+    measured = ", ".join(sorted(engines))
+    return (f"This machine ({host}): {cpus} CPUs in {ccds} LLC domain(s) on {len(nodes)} NUMA "
+            f"node(s). Topology, copy bandwidth and the per-folio and per-thread costs of the "
+            f"{measured} engine(s) are measured by `migpolicy hw calibrate`; everything else "
+            f"(isolate and remap costs, engines it cannot run) is still assumed.")
+
+
+def calibrate(
+    pm: Any,
+    base: Profile,
+    base_params: dict[str, Any],
+    settings: Settings,
+    out: str | Path,
+    *,
+    command: str,
+    progress: Progress | None = None,
+    fit: Callable[..., FitResult] = fit_parameters,
+) -> CalibrationResult:
+    """Measure this machine, fit ``base``'s parameters, write the profile and its table.
+
+    The profile goes to ``out`` and the measurements beside it (same name,
+    ``.csv``). Raises :class:`ConfigError`, writing nothing, when the fit does
+    not converge.
+    """
+    progress = progress or _Silent()
+    out = Path(out)
+    notes: list[str] = []
+    unknown = set(settings.engines) - {"cpu", "mt", "gpu"}
+    if unknown:
+        raise InputError(f"--engines: calibration measures cpu, mt and gpu, not "
+                         f"{', '.join(sorted(unknown))}")
+    gpu = "gpu" in settings.engines and execute.gpu_backend() is not None
+    if "gpu" in settings.engines and not gpu:
+        notes.append("gpu skipped: neither CuPy nor PyTorch sees a CUDA GPU on this machine")
+    nodes = _usable_nodes(numa.detect_nodes(), notes)
+    if len(nodes) < 2:
+        notes.append("move_pages skipped: this machine has one NUMA node, so pages have "
+                     "nowhere to move")
+    for note in notes:
+        progress.note(note)
+    host = platform.node() or "unknown-host"
+    prov = Provenance(PROVENANCE_ID, "measured",
+                      {"host": host, "date": today(), "command": command})
+    experiments = plan(settings, gpu=gpu, nodes=len(nodes))
+    if not experiments:
+        raise InputError(f"calibration has nothing to measure: no folio size and count fit in "
+                         f"{settings.max_bytes} bytes for engines {', '.join(settings.engines)}")
+    measurements = measure(experiments, settings, progress, nodes)
+
+    topology = {"engines.mt.max_threads": float(os.cpu_count() or 1)}
+    if gpu:
+        topology["engines.gpu.streams"] = float(max(GPU_STREAMS))
+    hw = replace(base, nodes=_measured_nodes(base, nodes, prov), _flat={})
+    hw = hw.with_values({k: v for k, v in topology.items() if hw.has(k.rsplit(".", 1)[0])}, prov)
+    free, ties = _free_parameters(experiments, hw, len(nodes) > 1)
+    rows = table_rows(measurements)
+    progress.phase("fitting", None)
+    result = fit(pm, hw, rows, free, base_params, prov, ties=ties, bounds=_BOUNDS,
+                 progress=lambda n: progress.advance(n))
+    if not result.converged:
+        raise ConfigError(f"calibration fit of {', '.join(free)} did not converge "
+                          f"({result.message}); no profile written")
+    engines = {e.engine for e in experiments}
+    profile = result.profile.renamed("local", _description(host, nodes, engines))
+    profile = replace(profile, path=out, _flat={})
+    table_path = out.with_suffix(".csv")
+    write_table(table_path, measurements)
+    profile.write(out)
+    return CalibrationResult(profile=load_profile(out), profile_path=out, table_path=table_path,
+                             fit=result, measurements=measurements, notes=notes, free=free)
