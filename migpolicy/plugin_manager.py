@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "migpolicy.plugins.engine_mt",
     "migpolicy.plugins.engine_dma",
     "migpolicy.plugins.engine_gpu",
+    "migpolicy.plugins.learned_copy",
     "migpolicy.plugins.auto_select",
     "migpolicy.plugins.account",
     "migpolicy.plugins.profiles",

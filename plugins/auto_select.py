@@ -23,6 +23,7 @@ from migpolicy.hardware.model import free_threads, worker_node
 from migpolicy.hookspecs import hookimpl
 from migpolicy.params import Parameter, suggest
 
+from ._pricing import batch_nodes
 from .engine_dma import max_channels
 from .engine_mt import max_threads
 from .kernel_batch import plan_batches
@@ -75,10 +76,8 @@ def migpolicy_batch(folios, hw, params):
     plan = plan_batches(folios, hw, ENGINES, CPU, 1, params["batch.max_folios"])
     if plan.n_batches == 0:
         return plan
-    first = folios[plan.bounds[:-1]]
-    src = int(first["src"][0])
-    dst = int(first["dst"][0])
-    engine, workers = choose(plan.nfolios, plan.nbytes, hw, params, src, dst)
-    plan.engine[:] = engine
-    plan.workers[:] = workers
+    for mask, src, dst in batch_nodes(plan):
+        engine, workers = choose(plan.nfolios[mask], plan.nbytes[mask], hw, params, src, dst)
+        plan.engine[mask] = engine
+        plan.workers[mask] = workers
     return plan

@@ -42,7 +42,11 @@ def fit_command(ctx: click.Context, tables: tuple[str, ...], stage_table: str | 
 
     Every row is priced with the machinery of `migpolicy move`; the fit
     minimises the log of predicted over observed throughput (relative error)
-    over the free parameters. The shipped zen3-epyc-ptdma profile is exactly:
+    over the free parameters.
+
+    Examples:
+
+    The shipped zen3-epyc-ptdma profile is exactly:
 
     \b
       T=$(python -c 'import migpolicy.hardware as h, os; print(os.path.dirname(h.__file__))')/tables

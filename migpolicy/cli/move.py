@@ -29,7 +29,7 @@ def _size(ctx, param, value):
               help="Folio size: 4K (base page) up to 2M (THP).")
 @click.option("--engine", default="cpu", show_default=True,
               help="Copy engine: cpu, mt, dma, gpu, a plugin's engine, or auto.")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Threads (mt), DMA channels (dma) or GPU streams (gpu).")
 @click.option("--hw", "hw_name", default=None, metavar="PROFILE",
               help="Hardware profile name or YAML file [default: zen3-epyc-ptdma].")
