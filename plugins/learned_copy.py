@@ -13,12 +13,15 @@ to the analytic engines untouched.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from migpolicy.folios import PMD_MAPPED
-from migpolicy.hardware.learned import LearnedModel, load_model
 from migpolicy.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from migpolicy.hardware.learned import LearnedModel
 
 __all__ = ["model_for"]
 
@@ -28,6 +31,8 @@ _cache: dict[tuple[Path, int], LearnedModel] = {}
 
 def model_for(hw) -> LearnedModel:
     """The learned model a profile names, loaded once per file version."""
+    from migpolicy.hardware.learned import load_model
+
     base = Path(hw.path).parent if hw.path is not None else Path.cwd()
     path = (base / hw.learned_model).resolve()
     try:

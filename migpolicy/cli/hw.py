@@ -113,3 +113,15 @@ def _register_subcommands() -> None:
 
 
 _register_subcommands()
+
+
+def _register_calibration_commands() -> None:
+    from migpolicy.cli.hw_calibrate import calibrate_command
+    from migpolicy.cli.hw_learn import learn_command
+    from migpolicy.cli.hw_validate import validate_command
+
+    for command in (calibrate_command, validate_command, learn_command):
+        hw.add_command(command)
+
+
+_register_calibration_commands()

@@ -57,6 +57,7 @@ from migpolicy.hardware.tables import ROW_DTYPE
 from migpolicy.hardware.yamlfile import atomic_write_text
 
 __all__ = [
+    "PROVENANCE_ID",
     "CalibrationResult",
     "Experiment",
     "Measurement",

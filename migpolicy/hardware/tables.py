@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -68,6 +68,13 @@ def shipped_table(key: str) -> Path:
     return Path(__file__).resolve().parent / "tables" / name
 
 
+def _open_csv(path: Path) -> TextIO:
+    try:
+        return path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
 def read_table(path: str | Path, engines: Iterable[str] | None = None) -> np.ndarray:
     """Read a tidy table; every malformed row is an :class:`InputError` naming file and row.
 
@@ -75,11 +82,7 @@ def read_table(path: str | Path, engines: Iterable[str] | None = None) -> np.nda
     """
     path = Path(path)
     known = set(engines) if engines is not None else None
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with handle:
+    with _open_csv(path) as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
         missing = [c for c in _REQUIRED if c not in columns]
@@ -178,11 +181,7 @@ def read_stage_table(path: str | Path) -> np.ndarray:
     from migpolicy.units import parse_size
 
     path = Path(path)
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with handle:
+    with _open_csv(path) as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in ("path", "total_size", "copy_fraction")
                    if c not in (reader.fieldnames or [])]

@@ -182,14 +182,15 @@ def test_unknown_engine(run_cli) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "needles"),
-    [(("--engine", "mt", "--workers", "1000"), ("--workers 1000", "1 to")),
-     (("--engine", "gpu", "--workers", "64"), ("--workers 64", "stream")),
-     (("--engine", "mt", "--workers", "0"), ("workers", "0"))],
+    ("args", "needles", "status"),
+    [(("--engine", "mt", "--workers", "1000"), ("--workers 1000", "1 to"), 1),
+     (("--engine", "gpu", "--workers", "64"), ("--workers 64", "stream"), 1),
+     (("--engine", "mt", "--workers", "0"), ("--workers", "0"), 2)],
 )
-def test_impossible_worker_count(run_cli, args: tuple[str, ...], needles: tuple[str, ...]) -> None:
+def test_impossible_worker_count(run_cli, args: tuple[str, ...], needles: tuple[str, ...],
+                                 status: int) -> None:
     code, _, err = run_cli("move", *args)
-    assert_one_sentence_error(code, err, *needles)
+    assert_one_sentence_error(code, err, *needles, status=status)
 
 
 def test_bytes_not_a_multiple_of_folio(run_cli) -> None:
