@@ -55,8 +55,6 @@ class _Bar:
         self.task = None
 
     def phase(self, name: str, total: int | None) -> None:
-        if self.task is not None:
-            self.progress.update(self.task, visible=False)
         self.task = self.progress.add_task(name, total=total)
 
     def advance(self, completed: int | None = None) -> None:
@@ -66,7 +64,7 @@ class _Bar:
             self.progress.update(self.task, completed=completed)
 
     def note(self, message: str) -> None:
-        self.progress.console.print(f"note: {message}")
+        self.progress.console.print(f"note: {message}", soft_wrap=True)
 
 
 @click.command("calibrate")
@@ -79,7 +77,7 @@ class _Bar:
 @click.option("--quick", is_flag=True,
               help="Fewer sizes, counts and samples and smaller buffers: well under a minute.")
 @click.option("--samples", type=click.IntRange(1, 1000), default=None,
-              help="Samples of every experiment [default: 5, --quick 3].")
+              help="Samples of every experiment [default: 15, --quick 9].")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the shuffled measuring order.")
 @click.option("--sizes", callback=_sizes, default=None, metavar="SIZES",

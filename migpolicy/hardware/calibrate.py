@@ -13,9 +13,10 @@ carry a ``measured`` provenance (host, date, command).
 
 How a copy is measured, and why:
 
-* An experiment moves at least 64 KiB (``min_bytes``): below that the
-  timer's and the thread hand-off's microseconds would be most of what is
-  measured. So 4 KiB folios start at 16 per batch; 64 KiB and larger at one.
+* An experiment moves at least 256 KiB (``min_bytes``): below that the
+  timer's and the thread hand-off's microseconds, which wander with whatever
+  else the machine runs, would be most of what is measured. So 4 KiB folios
+  start at 64 per experiment; 256 KiB and larger at one.
 * Data is cold, as the pages a migration moves are: every batch copies a
   region of a pool larger than twice the last-level cache, and the regions
   rotate through it. (A hot buffer copied again and again measures the cache:
@@ -23,10 +24,13 @@ How a copy is measured, and why:
 * A batch is what the kernel copies at once (at most ``batch.max_folios``
   folios); a larger experiment is copied batch after batch, each batch
   waking its workers once, as the ``mt`` engine model prices it.
-* ``mt`` copies are done by worker threads while the caller waits, as the
-  kernel queues work to its workers; the split of folios among threads is
-  :mod:`migpolicy.execute`'s, which is the model's. ``cpu`` copies are done
-  by the calling thread.
+* Threads copy as ``migpolicy move --execute`` does (:mod:`migpolicy.execute`):
+  the calling thread and ``workers - 1`` started threads, which wait on a
+  barrier between batches; folios are split among them as the ``mt`` model
+  splits them. So a calibrated profile predicts what ``--execute`` measures.
+* With two or more NUMA nodes the pool's source lies on the first node, its
+  destination on the second and the threads run on the first (push): the
+  copies cross the node link, which is what a migration's copy does.
 * The timing harness's own per-batch cost (an idle one-thread team, measured
   first) is subtracted; waking worker threads is not: it is the per-thread
   start-up cost the profile models.
@@ -81,7 +85,7 @@ QUICK_COUNTS = (1, 16, 256, 4096)
 MOVE_COUNTS = (512, 4096, 32768)
 GPU_STREAMS = (1, 2, 4)
 #: Aim for about this much timed copying per sample, repeating short copies.
-_SAMPLE_BUDGET_S = 3e-4
+_SAMPLE_BUDGET_S = 1e-3
 _MAX_REPEATS = 30
 #: Rough copy bandwidth used only to choose how often a short copy is repeated.
 _GUESS_BPS = 4e9
@@ -127,8 +131,8 @@ class Settings:
     sizes: tuple[int, ...] = ALL_SIZES
     counts: tuple[int, ...] = ALL_COUNTS
     max_bytes: int = 128 * MIB
-    min_bytes: int = 64 * KIB
-    samples: int = 5
+    min_bytes: int = 256 * KIB
+    samples: int = 15
     seed: int = 0
     threads: tuple[int, ...] = ()
     batch: int = 512
@@ -137,7 +141,7 @@ class Settings:
     def preset(cls, quick: bool = False, **overrides: Any) -> Settings:
         """The full grid, or the quick one (fewer sizes, counts and samples, smaller buffers)."""
         base = cls(sizes=QUICK_SIZES, counts=QUICK_COUNTS, max_bytes=32 * MIB,
-                   samples=3) if quick else cls()
+                   samples=9) if quick else cls()
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given)
 
@@ -180,7 +184,11 @@ class Measurement:
 
     @property
     def median_gbps(self) -> float:
-        """The experiment's throughput: the median of its samples."""
+        """The experiment's throughput: the median of its samples.
+
+        Each sample is the best of its repeats; the median of samples is far
+        steadier than the best sample on a machine that other work shares.
+        """
         return float(np.median(self.gbps))
 
 
@@ -261,11 +269,10 @@ class _CopyBench:
 
     def seconds(self, exp: Experiment, repeats: int) -> float:
         """Best of ``repeats`` timed copies of the whole experiment, batch by batch."""
-        helpers = 1 if exp.engine == "mt" else 0
-        slots: list[Callable[[], None]] = [_idle] * (exp.workers + helpers)
+        slots: list[Callable[[], None]] = [_idle] * exp.workers
         team = execute._Team([functools.partial(_run_slot, slots, i) for i in range(len(slots))])
         try:
-            team.run()  # every worker is now waiting on the team's barrier
+            team.run()  # every helper thread is now waiting on the team's barrier
             best = math.inf
             for _ in range(repeats):
                 total = 0.0
@@ -273,10 +280,8 @@ class _CopyBench:
                     nbytes = n * exp.folio_bytes
                     a = self._region(nbytes)
                     src, dst = self.src[a:a + nbytes], self.dst[a:a + nbytes]
-                    slots[helpers:] = [
-                        execute._cpu_job(src, dst, share, n, exp.folio_bytes)
-                        for share in execute._shares(n, exp.folio_bytes, exp.workers)
-                    ]
+                    slots[:] = [execute._cpu_job(src, dst, share, n, exp.folio_bytes)
+                                for share in execute._shares(n, exp.folio_bytes, exp.workers)]
                     raw = team.run()
                     total += max(raw - self.harness, 0.05 * raw)
                 best = min(best, total)
@@ -374,11 +379,10 @@ def write_table(path: str | Path, measurements: Sequence[Measurement]) -> None:
     writer.writerow(_COLUMNS)
     for m in measurements:
         exp, gbps = m.experiment, m.gbps
-        median = float(np.median(gbps))
         writer.writerow([
             exp.engine, f"{exp.folio_bytes / KIB:g}", exp.workers, exp.count, exp.scope,
-            f"{median:.6g}", len(gbps), f"{gbps.min():.6g}", f"{gbps.max():.6g}",
-            f"{(gbps.max() - gbps.min()) / median * 100:.3g}",
+            f"{m.median_gbps:.6g}", len(gbps), f"{gbps.min():.6g}", f"{gbps.max():.6g}",
+            f"{(gbps.max() - gbps.min()) / m.median_gbps * 100:.3g}",
             " ".join(f"{g:.6g}" for g in gbps),
         ])
     atomic_write_text(path, out.getvalue())
@@ -395,8 +399,8 @@ def _measured_nodes(base: Profile, found: Sequence[numa.NodeInfo], prov: Provena
         if info.memory_bytes:
             topology["capacity"] = info.memory_bytes
         params.update({k: Value(float(v), prov) for k, v in topology.items()})
-        kind = "dram" if info.cpus else template.kind
-        nodes[info.id] = Node(info.id, f"node{info.id}", kind, params)
+        nodes[info.id] = Node(info.id, f"node{info.id}", "dram" if info.cpus else "cpuless",
+                              params)
     return nodes
 
 
@@ -416,7 +420,8 @@ def _free_parameters(experiments: Sequence[Experiment], hw: Profile, multi_node:
     if "mt" in engines:
         free.append("engines.mt.thread_start_ns")
     if "gpu" in engines:
-        free += ["engines.gpu.launch_ns", "engines.gpu.stream_gbps", "engines.gpu.link_gbps"]
+        free += ["engines.gpu.launch_ns", "engines.gpu.folio_ns", "engines.gpu.stream_gbps",
+                 "engines.gpu.link_gbps"]
         if "memory.saturation" not in free:
             free.append("memory.saturation")
     if any(e.scope == "move" for e in experiments):
@@ -437,14 +442,17 @@ def _usable_nodes(nodes: list[numa.NodeInfo], notes: list[str]) -> list[numa.Nod
     return nodes
 
 
-def _description(host: str, nodes: Sequence[numa.NodeInfo], engines: set[str]) -> str:
+def _description(host: str, nodes: Sequence[numa.NodeInfo], experiments: Sequence[Experiment]
+                 ) -> str:
     cpus = sum(len(n.cpus) for n in nodes)
     ccds = sum(n.ccds for n in nodes if n.cpus)
-    measured = ", ".join(sorted(engines))
+    copies = ", ".join(sorted({e.engine for e in experiments if e.scope == "copy"}))
+    moved = any(e.scope == "move" for e in experiments)
+    stages = ("isolate and batch costs from move_pages(2) (remap tied to isolate)" if moved
+              else "no stage costs (one NUMA node: move_pages(2) has nowhere to move pages)")
     return (f"This machine ({host}): {cpus} CPUs in {ccds} LLC domain(s) on {len(nodes)} NUMA "
-            f"node(s). Topology, copy bandwidth and the per-folio and per-thread costs of the "
-            f"{measured} engine(s) are measured by `migpolicy hw calibrate`; everything else "
-            f"(isolate and remap costs, engines it cannot run) is still assumed.")
+            f"node(s). Measured by `migpolicy hw calibrate`: the topology, the {copies} "
+            f"copy engine(s) and {stages}; every other value is still assumed.")
 
 
 def calibrate(
@@ -466,6 +474,7 @@ def calibrate(
     """
     progress = progress or _Silent()
     out = Path(out)
+    settings = replace(settings, batch=int(base_params.get("batch.max_folios", settings.batch)))
     notes: list[str] = []
     unknown = set(settings.engines) - {"cpu", "mt", "gpu"}
     if unknown:
@@ -502,8 +511,7 @@ def calibrate(
     if not result.converged:
         raise ConfigError(f"calibration fit of {', '.join(free)} did not converge "
                           f"({result.message}); no profile written")
-    engines = {e.engine for e in experiments}
-    profile = result.profile.renamed("local", _description(host, nodes, engines))
+    profile = result.profile.renamed("local", _description(host, nodes, experiments))
     profile = replace(profile, path=out, _flat={})
     table_path = out.with_suffix(".csv")
     write_table(table_path, measurements)

@@ -189,8 +189,11 @@ def training_set(
 
 
 def _one_thread() -> Any:
-    """Run scikit-learn's OpenMP loops on one thread: on models this small, more threads
-    only wait for each other (tens of times slower on a busy machine)."""
+    """Run scikit-learn's OpenMP loops on one thread.
+
+    On models this small more threads only wait for each other: tens of
+    times slower on a busy machine.
+    """
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(1, user_api="openmp")
@@ -236,11 +239,12 @@ def train(data: TrainingSet, *, folds: int = 5, seed: int = 0,
         estimator.fit(data.x, y)
         fitted_copy = np.exp(estimator.predict(data.x))
     observed = data.observed_gbps
-    meta = {
+    model = LearnedModel(estimator=estimator, engines=data.engines)
+    model.meta = {
         "format": FORMAT,
         "estimator": type(estimator).__name__,
         "target": "log seconds of one batch's copy",
-        "features": [*NUMERIC_FEATURES, *(f"engine={e}" for e in data.engines)],
+        "features": model.feature_names,
         "monotonic": dict(MONOTONIC),
         "engines": list(data.engines),
         "tables": list(data.tables),
@@ -253,7 +257,7 @@ def train(data: TrainingSet, *, folds: int = 5, seed: int = 0,
         "sklearn": sklearn.__version__,
         "trained": today(),
     }
-    return LearnedModel(estimator=estimator, engines=data.engines, meta=meta)
+    return model
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
