@@ -31,7 +31,15 @@ import numpy as np
 
 from migpolicy.errors import InputError
 
-__all__ = ["copy_folios", "copy_into", "gpu_backend", "gpu_copy_folios"]
+__all__ = [
+    "ThreadTeam",
+    "copy_folios",
+    "copy_into",
+    "copy_job",
+    "folio_shares",
+    "gpu_backend",
+    "gpu_copy_folios",
+]
 
 #: Most worker threads (or GPU streams) a real copy may use.
 MAX_WORKERS = 1024
@@ -82,7 +90,7 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
-def _shares(nfolios: int, folio_size: int, workers: int) -> list[list[tuple[int, int]]]:
+def folio_shares(nfolios: int, folio_size: int, workers: int) -> list[list[tuple[int, int]]]:
     """Per worker, the byte ranges it copies, split the way the ``mt`` engine model does."""
     if nfolios >= workers:
         return [[(a * folio_size, b * folio_size)] for a, b in _split(nfolios, workers)]
@@ -91,7 +99,7 @@ def _shares(nfolios: int, folio_size: int, workers: int) -> list[list[tuple[int,
             for a, b in pieces]
 
 
-def _cpu_job(src: np.ndarray, dst: np.ndarray, share: list[tuple[int, int]],
+def copy_job(src: np.ndarray, dst: np.ndarray, share: list[tuple[int, int]],
              nfolios: int, folio_size: int) -> _Job:
     """One thread's copy: one slice for a run of whole folios, one strided copy for pieces."""
     if len(share) == 1:
@@ -106,7 +114,7 @@ def _cpu_job(src: np.ndarray, dst: np.ndarray, share: list[tuple[int, int]],
     return functools.partial(np.copyto, d, s)
 
 
-class _Team:
+class ThreadTeam:
     """Worker threads that run their jobs together each time :meth:`run` is called.
 
     The calling thread runs ``jobs[0]``; one started thread runs each other
@@ -163,10 +171,10 @@ def _pattern(buffer: np.ndarray) -> None:
 
 @contextlib.contextmanager
 def _team_for(dst: np.ndarray, src: np.ndarray, folio_size: int, threads: int):
-    """A started :class:`_Team` copying ``src`` into ``dst`` as folios; closed on exit."""
+    """A started :class:`ThreadTeam` copying ``src`` into ``dst`` as folios; closed on exit."""
     nfolios = len(src) // folio_size
-    team = _Team([_cpu_job(src, dst, share, nfolios, folio_size)
-                  for share in _shares(nfolios, folio_size, threads)])
+    team = ThreadTeam([copy_job(src, dst, share, nfolios, folio_size)
+                  for share in folio_shares(nfolios, folio_size, threads)])
     try:
         yield team
     finally:
@@ -301,7 +309,7 @@ def gpu_copy_folios(nbytes: int, folio_size: int, streams: int, repeats: int = 5
         raise InputError(f"real GPU copy: cannot allocate {nbytes} bytes of pinned host "
                          f"or device memory ({first_line})") from None
     _pattern(host)
-    shares = _shares(nfolios, folio_size, streams)
+    shares = folio_shares(nfolios, folio_size, streams)
 
     def once() -> float:
         sync()

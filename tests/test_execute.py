@@ -56,7 +56,7 @@ def test_copy_into_leaves_bytes_outside_the_buffers_alone() -> None:
 @pytest.mark.parametrize(("nfolios", "threads"), [(10, 3), (512, 8), (8, 8), (2, 5), (1, 4)])
 def test_work_is_split_as_the_mt_engine_models_it(nfolios: int, threads: int) -> None:
     folio = 4096
-    shares = execute._shares(nfolios, folio, threads)
+    shares = execute.folio_shares(nfolios, folio, threads)
     assert len(shares) == threads
     covered = np.zeros(nfolios * folio, dtype=np.int64)
     for share in shares:
@@ -78,13 +78,13 @@ def test_copy_folios_times_a_checked_copy(nbytes: int, folio_size: int, threads:
 
 
 def test_copy_folios_notices_a_copy_that_misses_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = execute._shares
+    real = execute.folio_shares
 
     def dropping_last(nfolios: int, folio_size: int, workers: int):
         shares = real(nfolios, folio_size, workers)
         return [*shares[:-1], []]
 
-    monkeypatch.setattr(execute, "_shares", dropping_last)
+    monkeypatch.setattr(execute, "folio_shares", dropping_last)
     with pytest.raises(RuntimeError, match="did not reproduce the source"):
         copy_folios(8 * 4096, 4096, 2, repeats=1)
 

@@ -261,7 +261,7 @@ class _CopyBench:
 
     def _harness(self) -> float:
         """Seconds an idle one-thread team takes per batch: the harness, not the copy."""
-        team = execute._Team([_idle])
+        team = execute.ThreadTeam([_idle])
         try:
             return float(np.median([team.run() for _ in range(101)]))
         finally:
@@ -270,7 +270,9 @@ class _CopyBench:
     def seconds(self, exp: Experiment, repeats: int) -> float:
         """Best of ``repeats`` timed copies of the whole experiment, batch by batch."""
         slots: list[Callable[[], None]] = [_idle] * exp.workers
-        team = execute._Team([functools.partial(_run_slot, slots, i) for i in range(len(slots))])
+        team = execute.ThreadTeam(
+            [functools.partial(_run_slot, slots, i) for i in range(len(slots))]
+        )
         try:
             team.run()  # every helper thread is now waiting on the team's barrier
             best = math.inf
@@ -280,8 +282,8 @@ class _CopyBench:
                     nbytes = n * exp.folio_bytes
                     a = self._region(nbytes)
                     src, dst = self.src[a:a + nbytes], self.dst[a:a + nbytes]
-                    slots[:] = [execute._cpu_job(src, dst, share, n, exp.folio_bytes)
-                                for share in execute._shares(n, exp.folio_bytes, exp.workers)]
+                    slots[:] = [execute.copy_job(src, dst, share, n, exp.folio_bytes)
+                                for share in execute.folio_shares(n, exp.folio_bytes, exp.workers)]
                     raw = team.run()
                     total += max(raw - self.harness, 0.05 * raw)
                 best = min(best, total)
