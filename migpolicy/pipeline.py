@@ -165,7 +165,7 @@ def run_pipeline(
         "migpolicy_remap",
     )
     stages = {
-        "isolate": _totals(iso_costs),
+        "isolate": CostTotals.of(iso_costs),
         "batch": CostTotals.of(batch_costs),
         "copy": CostTotals.of(copy_costs),
         "remap": CostTotals.of(remap_costs),
@@ -194,34 +194,6 @@ def run_pipeline(
         requested_folios=len(folios),
         pricing_s=timing.take() if timing is not None else {},
     )
-
-
-#: Rows of a per-folio cost array transposed at a time by :func:`_totals` (fits in L2).
-_BLOCK = 16384
-#: :func:`_totals` reads cost rows as 8-byte words; true while every field is 8 bytes wide.
-_WORD_FIELDS = all(dtype.itemsize == 8 and offset % 8 == 0
-                   for dtype, offset in COST_DTYPE.fields.values())
-
-
-def _totals(costs: np.ndarray) -> CostTotals:
-    """``CostTotals.of(costs)`` for a long per-folio array, reading it once, not once per field.
-
-    Summing a field of a structured array walks the whole array; this copies
-    the fields into contiguous columns a cache-sized block at a time first. A
-    contiguous column sums to exactly what its strided view does (the same
-    pairwise summation), so the totals are bit-identical.
-    """
-    n = len(costs)
-    if n <= _BLOCK or not (_WORD_FIELDS and costs.flags.c_contiguous):
-        return CostTotals.of(costs)
-    words = costs.view(np.uint64).reshape(n, COST_DTYPE.itemsize // 8)
-    columns = np.empty(words.shape[::-1], dtype=np.uint64)
-    for start in range(0, n, _BLOCK):
-        columns[:, start:start + _BLOCK] = words[start:start + _BLOCK].T
-    return CostTotals.of({
-        name: columns[offset // 8].view(dtype)
-        for name, (dtype, offset) in COST_DTYPE.fields.items()
-    })
 
 
 _FIELDS = ("wall_s", "cpu_s", "engine_s", "worker_s", "failures", "retries")

@@ -107,21 +107,13 @@ def show_command(ctx: click.Context, profile: str, as_json: bool) -> None:
 
 
 def _register_subcommands() -> None:
-    from migpolicy.cli.hw_fit import fit_command
-
-    hw.add_command(fit_command)
-
-
-_register_subcommands()
-
-
-def _register_calibration_commands() -> None:
     from migpolicy.cli.hw_calibrate import calibrate_command
+    from migpolicy.cli.hw_fit import fit_command
     from migpolicy.cli.hw_learn import learn_command
     from migpolicy.cli.hw_validate import validate_command
 
-    for command in (calibrate_command, validate_command, learn_command):
+    for command in (fit_command, calibrate_command, validate_command, learn_command):
         hw.add_command(command)
 
 
-_register_calibration_commands()
+_register_subcommands()
