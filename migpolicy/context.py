@@ -1,59 +1,70 @@
 """Everything one command needs to price a migration: plugins, profile, parameters, engines.
 
 :func:`build_context` is the one place that turns command-line choices into a
-validated run: unknown engines, impossible worker counts and unknown
-parameters fail here with one sentence, before any work starts.
+validated run: unknown engines or placement policies, impossible worker counts
+and unknown parameters fail here with one sentence, before any work starts.
+A :class:`Context` also carries the per-context cache where plugins keep what
+they load once (a learned model), so pricing many times pays for it once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pluggy
 
 from migpolicy.engines import CopyEngine
-from migpolicy.errors import InputError, PluginError
+from migpolicy.errors import InputError
 from migpolicy.hardware.profile import Profile
 from migpolicy.hardware.registry import find_profile
-from migpolicy.params import Parameter, resolve
-from migpolicy.plugin_manager import call_hook, get_plugin_manager
+from migpolicy.params import resolve
+from migpolicy.pipeline import Report, price_uniform, run_pipeline
+from migpolicy.placement import PlacementPolicy, PlacementPolicyInfo
+from migpolicy.plugin_manager import get_plugin_manager
+from migpolicy.registries import copy_engines, declared_parameters, placement_policies
 
 __all__ = ["Context", "build_context", "copy_engines", "declared_parameters"]
 
 AUTO = "auto"
+NO_DEMOTION = "none"
 
 
 @dataclass(frozen=True)
 class Context:
-    """A validated run: plugin manager, hardware profile, resolved parameters."""
+    """A validated run: plugin manager, hardware profile, resolved parameters, registries."""
 
     pm: pluggy.PluginManager
     hw: Profile
     params: dict[str, Any]
     engines: Mapping[str, CopyEngine]
+    policies: Mapping[str, PlacementPolicyInfo] = field(default_factory=dict)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def engine(self) -> str:
         """The engine every batch uses, or ``auto``."""
         return self.params["engine"]
 
+    def price(self, folios: np.ndarray, *, initiator: int = 0) -> Report:
+        """Price ``folios`` (of one or many epochs) through the stage pipeline."""
+        return run_pipeline(self.pm, folios, self.hw, self.params, initiator=initiator,
+                            engines=self.engines, cache=self.cache)
 
-def copy_engines(pm: pluggy.PluginManager) -> dict[str, CopyEngine]:
-    """Every registered copy engine by name; two plugins claiming one name is an error."""
-    out: dict[str, CopyEngine] = {}
-    for engines in call_hook(pm, "migpolicy_copy_engines"):
-        for engine in engines:
-            if engine.name in out:
-                raise PluginError(f"two plugins register the copy engine {engine.name!r}")
-            out[engine.name] = engine
-    return out
+    def price_uniform(self, folio_size: int, count: int, *, src: int = 0,
+                      dst: int = 1) -> Report:
+        """Price ``count`` identical folios (see :func:`migpolicy.pipeline.price_uniform`)."""
+        return price_uniform(self.pm, folio_size, count, self.hw, self.params, src=src,
+                             dst=dst, engines=self.engines, cache=self.cache)
 
-
-def declared_parameters(pm: pluggy.PluginManager) -> list[Parameter]:
-    """Every parameter declared by the registered plugins."""
-    return [p for group in call_hook(pm, "migpolicy_parameters") for p in group]
+    def placement_policies(self, seed: int = 0) -> list[PlacementPolicy]:
+        """New policy objects for one replay: the promotion policy, then the demotion one."""
+        names = [self.params["placement"]]
+        if self.params["placement.demotion"] != NO_DEMOTION:
+            names.append(self.params["placement.demotion"])
+        return [self.policies[name].factory(self.params, self.hw, seed) for name in names]
 
 
 def build_context(
@@ -63,11 +74,23 @@ def build_context(
     params: Mapping[str, Any] | None = None,
     pm: pluggy.PluginManager | None = None,
 ) -> Context:
-    """Load plugins and the profile, resolve parameters, and check the engine choice."""
+    """Load plugins and the profile, resolve parameters, and check the engine choice.
+
+    ``params`` may hold ``workers``, the worker count of the fixed engine (what
+    ``--workers`` sets): it becomes that engine's worker parameter
+    (``mt.threads``, ``dma.channels`` ...).
+    """
     pm = pm or get_plugin_manager(plugins)
     profile = find_profile(pm, hw)
-    values = resolve(declared_parameters(pm), params or {})
     engines = copy_engines(pm)
+    given = dict(params or {})
+    if "workers" in given:
+        given = _workers_alias(given, engines)
+    values = resolve(declared_parameters(pm), given)
+    policies = placement_policies(pm)
+    _check_policy(values, policies, "placement", "promotion")
+    if values["placement.demotion"] != NO_DEMOTION:
+        _check_policy(values, policies, "placement.demotion", "demotion")
     engine = values["engine"]
     if engine != AUTO:
         if engine not in engines:
@@ -78,9 +101,44 @@ def build_context(
             raise InputError(
                 f"--engine {engine}: profile {profile.name} has no {engine} engine"
             )
-        if values["workers"] > limit:
+        workers = engines[engine].workers(values)
+        if workers > limit:
             raise InputError(
-                f"--workers {values['workers']}: engine {engine} on profile {profile.name} "
+                f"--workers {workers}: engine {engine} on profile {profile.name} "
                 f"allows 1 to {limit} {engines[engine].worker_unit}s"
             )
-    return Context(pm=pm, hw=profile, params=values, engines=engines)
+    return Context(pm=pm, hw=profile, params=values, engines=engines, policies=policies)
+
+
+def _workers_alias(given: dict[str, Any], engines: Mapping[str, CopyEngine]) -> dict[str, Any]:
+    """Turn ``workers`` into the fixed engine's own worker parameter."""
+    workers = given.pop("workers")
+    name = given.get("engine", "cpu")
+    engine = engines.get(name)
+    if engine is None:
+        if name == AUTO:
+            raise InputError("--workers needs a fixed engine: auto chooses the worker count "
+                             "of each batch (up to mt.threads, dma.channels, gpu.streams)")
+        return given  # the unknown engine is reported below
+    if not engine.workers_param:
+        if int(workers) != 1:
+            raise InputError(f"--workers {workers}: engine {name} copies with one "
+                             f"{engine.worker_unit}")
+        return given
+    key = engine.workers_param
+    if key in given and str(given[key]) != str(workers):
+        raise InputError(f"--workers {workers} and --param {key}={given[key]} set the same "
+                         "value twice; give one")
+    given[key] = workers
+    return given
+
+
+def _check_policy(values: Mapping[str, Any], policies: Mapping[str, PlacementPolicyInfo],
+                  key: str, role: str) -> None:
+    name = values[key]
+    if name not in policies or policies[name].role != role:
+        known = sorted(n for n, p in policies.items() if p.role == role)
+        if role == "demotion":
+            known.insert(0, NO_DEMOTION)
+        raise InputError(f"parameter {key}={name}: unknown {role} policy "
+                         f"(known: {', '.join(known)})")

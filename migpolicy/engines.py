@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from migpolicy.hardware.profile import Profile
@@ -25,9 +25,11 @@ class CopyEngine:
     """A copy engine a plugin provides.
 
     ``max_workers(hw)`` bounds the worker count (threads, DMA channels, GPU
-    streams) on a profile; ``available()`` says whether ``executor`` can really
-    run on this machine; ``executor`` is ``None`` for an engine that can only be
-    priced (``modelled_only`` then explains why).
+    streams) on a profile; ``workers_param`` names the parameter holding the
+    worker count the engine uses (``--workers`` sets it; ``auto`` tries up to
+    it), empty for a single-worker engine; ``available()`` says whether
+    ``executor`` can really run on this machine; ``executor`` is ``None`` for an
+    engine that can only be priced (``modelled_only`` then explains why).
     """
 
     name: str
@@ -37,3 +39,8 @@ class CopyEngine:
     available: Callable[[], bool] = _always
     executor: Executor | None = None
     modelled_only: str = ""
+    workers_param: str = ""
+
+    def workers(self, params: Mapping[str, Any]) -> int:
+        """The worker count the engine uses under ``params``."""
+        return int(params[self.workers_param]) if self.workers_param else 1

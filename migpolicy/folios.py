@@ -1,40 +1,98 @@
-"""The data model of a migration: folios and batches as numpy arrays.
+"""The data model of a migration: requests, folios and batches as numpy arrays.
 
-A migration request is a structured array of :data:`FOLIO_DTYPE`, one row per
-folio; the batch stage turns it into a :class:`BatchPlan` (the same rows in
-batch order, batch boundaries, and per batch the engine and worker count).
-Hooks receive and return arrays so that one hook call prices thousands of
-folios; no list of Python objects is ever built on the hot path.
+A placement policy asks for page-level moves (:data:`REQUEST_DTYPE`: which
+page, to which node, why); the replay turns them into a structured array of
+:data:`FOLIO_DTYPE`, one row per folio, carrying the page, the reason and the
+epoch through every stage. The batch stage turns that into a
+:class:`BatchPlan` (the same rows in batch order, batch boundaries, and per
+batch the engine and worker count); a batch never spans two epochs. The
+pipeline answers per folio with a :data:`RESULT_DTYPE` row: moved or failed,
+retries, and when it completed. Hooks receive and return arrays so that one
+hook call prices thousands of folios; no list of Python objects is ever built
+on the hot path.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = [
+    "ASYNC_REASONS",
     "BUSY",
+    "FAILED",
     "FOLIO_DTYPE",
+    "MOVED",
     "PINNED",
     "PMD_MAPPED",
+    "REQUEST_DTYPE",
+    "RESULT_DTYPE",
     "BatchPlan",
+    "Reason",
+    "consecutive_batches",
     "make_folios",
     "page_table_entries",
 ]
 
+
+class Reason(enum.IntEnum):
+    """Why a folio migrates: the kernel's ``enum migrate_reason`` (include/linux/migrate_mode.h).
+
+    The kernel passes it to ``migrate_pages()``; copy-offload drivers and the
+    ``auto`` engine selector may treat reasons differently (a promotion on a
+    NUMA hint fault stalls the faulting task; a demotion by kswapd does not).
+    """
+
+    COMPACTION = 0
+    MEMORY_FAILURE = 1
+    MEMORY_HOTPLUG = 2
+    SYSCALL = 3  # move_pages(2), migrate_pages(2)
+    MEMPOLICY_MBIND = 4
+    NUMA_MISPLACED = 5  # NUMA-balancing promotion on a hint fault
+    CONTIG_RANGE = 6
+    LONGTERM_PIN = 7
+    DEMOTION = 8  # reclaim (kswapd) demoting to a slower tier
+    DAMON = 9  # a DAMOS migrate_hot / migrate_cold action
+
+
+#: Reasons whose migration runs in a kernel thread, not in the task that wants the
+#: page: their wall time does not stall the program, their CPU time competes with it.
+ASYNC_REASONS = frozenset({Reason.COMPACTION, Reason.DEMOTION, Reason.DAMON})
+
+#: A placement policy's request: move ``page`` (dense page index) to node ``dst``.
+REQUEST_DTYPE = np.dtype([("page", np.int64), ("dst", np.int16), ("reason", np.uint8)])
+
 #: One row per folio: bytes, source and destination node, number of mappings
-#: (processes mapping it), owning tenant (cgroup id) and flag bits.
+#: (processes mapping it), owning tenant (cgroup id), flag bits, and the
+#: request it serves: page (dense index; -1 when no page is named), reason
+#: (:class:`Reason`) and epoch (the replay window that asked for it).
 FOLIO_DTYPE = np.dtype(
     [
         ("size", np.int64),
+        ("page", np.int64),
+        ("epoch", np.int64),
         ("src", np.int16),
         ("dst", np.int16),
         ("mapcount", np.int32),
         ("tenant", np.int32),
         ("flags", np.uint16),
+        ("reason", np.uint8),
     ]
 )
+
+#: Result of one folio: ``status`` (:data:`MOVED` or :data:`FAILED`),
+#: isolation ``retries``, and ``done_s``: seconds from the start of its epoch's
+#: migration until its batch completed (batching delays the first folio of a
+#: batch until the whole batch is copied and remapped). A failed folio's
+#: ``done_s`` is when isolation gave up.
+RESULT_DTYPE = np.dtype([("status", np.uint8), ("retries", np.int32), ("done_s", np.float64)])
+
+#: The folio now lives on its destination node.
+MOVED = np.uint8(0)
+#: Isolation failed (pinned, or busy past the kernel's retries): the folio did not move.
+FAILED = np.uint8(1)
 
 #: The folio is mapped by one PMD entry (a THP) rather than by one PTE per base page.
 PMD_MAPPED = np.uint16(1)
@@ -53,14 +111,19 @@ def make_folios(
     tenant: int = 0,
     mapcount: int = 1,
     pmd_size: int = 2 << 20,
+    reason: Reason = Reason.SYSCALL,
 ) -> np.ndarray:
     """Return ``count`` identical folios of ``size`` bytes moving ``src`` → ``dst``.
 
     Folios of exactly ``pmd_size`` bytes are flagged :data:`PMD_MAPPED`, as a
-    THP is; smaller (mTHP) folios are mapped by one PTE per base page.
+    THP is; smaller (mTHP) folios are mapped by one PTE per base page. They
+    name no page (``page`` is -1), all belong to epoch 0 and move for
+    ``reason`` (default: a ``move_pages(2)`` call).
     """
     folios = np.zeros(count, dtype=FOLIO_DTYPE)
     folios["size"] = size
+    folios["page"] = -1
+    folios["reason"] = reason
     folios["src"] = src
     folios["dst"] = dst
     folios["tenant"] = tenant
@@ -86,6 +149,24 @@ def page_table_entries(folios: np.ndarray, base_page: int) -> np.ndarray:
     if pmd.any():
         ptes[pmd] = 1
     return ptes
+
+
+def consecutive_batches(folios: np.ndarray, max_folios: int) -> np.ndarray:
+    """Batch bounds: consecutive folios, at most ``max_folios`` per batch.
+
+    A batch also ends where the epoch or the (source, destination) node pair
+    changes: a copy batch never spans two epochs, and one ``migrate_pages()``
+    batch moves between one pair of nodes. Folios must be in epoch order.
+    """
+    n = len(folios)
+    epoch, src, dst = folios["epoch"], folios["src"], folios["dst"]
+    change = (epoch[1:] != epoch[:-1]) | (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
+    if not change.any():
+        return np.append(np.arange(0, n, max_folios, dtype=np.int64), n)
+    runs = np.concatenate(([0], np.flatnonzero(change) + 1))
+    run_start = np.repeat(runs, np.diff(np.append(runs, n)))
+    starts = np.flatnonzero((np.arange(n) - run_start) % max_folios == 0)
+    return np.append(starts, n).astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,13 @@ registered ``trylast``) and declines by returning ``None``. Hooks are always
 called with keyword arguments; an implementation may accept any subset of them,
 so new arguments never break old plugins.
 
-Around them: the placement-policy hook (which pages to move each epoch), the
-registration hooks (copy engines, parameters, hardware profiles, trace
-readers) and the tuning hook (search space).
+Around them: the registration hooks (copy engines, parameters, hardware
+profiles, placement policies, trace readers) and the tuning hook (narrowing
+the search space). A plugin imports its types from :mod:`migpolicy.contract`
+and nothing else of migpolicy's internals.
 
 Units everywhere: bytes, seconds, NUMA node ids; ``hw`` is a
-:class:`migpolicy.hardware.profile.Profile`, ``params`` a ``dict`` of resolved
+:class:`migpolicy.hardware.profile.Profile`, ``params`` a mapping of resolved
 policy parameters (see :mod:`migpolicy.params`).
 """
 
@@ -42,11 +43,19 @@ import numpy as np
 import pluggy
 
 if TYPE_CHECKING:
-    from migpolicy.engines import CopyEngine
-    from migpolicy.folios import BatchPlan
-    from migpolicy.hardware.profile import Profile
-    from migpolicy.params import Parameter
-    from migpolicy.pipeline import Accounting, IsolateResult
+    from optuna.distributions import BaseDistribution
+
+    from migpolicy.contract import (
+        Accounting,
+        BatchPlan,
+        CopyEngine,
+        CostTotals,
+        IsolateResult,
+        Parameter,
+        PlacementPolicyInfo,
+        Profile,
+        Quote,
+    )
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -64,9 +73,10 @@ def migpolicy_copy_engines() -> Sequence[CopyEngine]:
     :returns: :class:`migpolicy.engines.CopyEngine` descriptors (name, summary,
         ``available()`` check for real execution, optional executor).
 
-    Called once when the plugin manager is built; ``migpolicy plugins`` and
-    ``--engine`` validation use the union of all answers. An engine named here
-    must be priced by the same plugin's :func:`migpolicy_copy`.
+    Called when a run context is built; ``migpolicy plugins``, ``--engine``
+    validation, the ``auto`` selector and the search space's ``engine`` choices
+    use the union of all answers. An engine named here must be priced by the
+    same plugin's :func:`migpolicy_copy`.
     """
 
 
@@ -75,10 +85,12 @@ def migpolicy_parameters() -> Sequence[Parameter]:
     """Declare the policy parameters this plugin reads, with defaults and ranges.
 
     :returns: :class:`migpolicy.params.Parameter` objects, names prefixed by the
-        plugin's area (``mt.threads``, ``dma.channels``, ``auto.dma_min_folio``).
+        plugin's area (``mt.placement``, ``auto.cpu_weight``), with ranges,
+        hardware-dependent bounds and conditions for the search space.
 
     Called when parameters are resolved: an unknown ``--param`` key is an error,
-    and the tunable ones form the autotuner's default search space.
+    and every tunable one is in the autotuner's search space
+    (:func:`migpolicy.tuning.space.build_space`).
     """
 
 
@@ -108,22 +120,18 @@ def migpolicy_trace_readers() -> Mapping[str, Any]:
 # -- placement policy --------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
-def migpolicy_select_migrations(
-    window: np.ndarray, state: Any, params: dict[str, Any]
-) -> np.ndarray | None:
-    """Decide which pages to promote or demote at the end of one epoch.
+@hookspec
+def migpolicy_placement_policies() -> Sequence[PlacementPolicyInfo]:
+    """Declare the placement policies this plugin provides.
 
-    :param window: per-page access counts of the epoch just closed (structured
-        array with at least ``page``, ``accesses``, ``node``, ``tenant``).
-    :param state: the replay's placement state (page → node, node capacities);
-        the policy must not move a page into a full node.
-    :param params: resolved policy parameters.
-    :returns: migration requests as a folio array (``FOLIO_DTYPE``), or ``None``
-        to let the next policy decide.
+    :returns: :class:`migpolicy.contract.PlacementPolicyInfo` descriptors: name,
+        summary, role (``promotion`` or ``demotion``), the factory that builds
+        one stateful :class:`migpolicy.contract.PlacementPolicy` per replay,
+        and the parameters it reads.
 
-    firstresult. Called by the replay loop once per epoch; its answer enters the
-    stage pipeline below.
+    Called when a run context is built; the ``placement`` parameter chooses a
+    promotion policy and ``placement.demotion`` a demotion policy among the
+    union of all answers, and the search space offers them as choices.
     """
 
 
@@ -131,13 +139,16 @@ def migpolicy_select_migrations(
 
 
 @hookspec(firstresult=True)
-def migpolicy_isolate(folios: np.ndarray, hw: Profile, params: dict[str, Any]) -> IsolateResult:
+def migpolicy_isolate(
+    folios: np.ndarray, hw: Profile, params: Mapping[str, Any]
+) -> IsolateResult:
     """Price isolating and unmapping every folio, and decide failures and retries.
 
-    :param folios: the requested folios (``FOLIO_DTYPE``).
+    :param folios: the requested folios (``FOLIO_DTYPE``) of every epoch being
+        priced, in epoch order; each carries its page, reason and epoch.
     :param hw: the hardware profile pricing this run.
     :param params: resolved policy parameters.
-    :returns: an :class:`migpolicy.pipeline.IsolateResult`: one cost row per
+    :returns: an :class:`migpolicy.contract.IsolateResult`: one cost row per
         folio (``COST_DTYPE``) and a mask of the folios that were isolated
         (pinned folios fail; busy ones are retried and may succeed).
 
@@ -147,24 +158,35 @@ def migpolicy_isolate(folios: np.ndarray, hw: Profile, params: dict[str, Any]) -
 
 
 @hookspec(firstresult=True)
-def migpolicy_batch(folios: np.ndarray, hw: Profile, params: dict[str, Any]) -> BatchPlan:
+def migpolicy_batch(
+    folios: np.ndarray,
+    hw: Profile,
+    params: Mapping[str, Any],
+    engines: Mapping[str, CopyEngine],
+    quote: Quote,
+) -> BatchPlan:
     """Split the isolated folios into copy batches and choose an engine for each.
 
-    :param folios: the folios that were isolated (``FOLIO_DTYPE``).
+    :param folios: the folios that were isolated (``FOLIO_DTYPE``), in epoch order.
     :param hw: the hardware profile pricing this run.
     :param params: resolved policy parameters (``engine``, ``batch.max_folios``, ...).
-    :returns: a :class:`migpolicy.folios.BatchPlan`, including the batch stage's
-        own per-batch cost (set-up, one batched TLB flush per batch).
+    :param engines: every registered copy engine by name.
+    :param quote: ``quote(batches, engine)`` prices the copy of some batches on
+        one engine (cost rows), so a plugin can choose engines by predicted cost.
+    :returns: a :class:`migpolicy.contract.BatchPlan` holding the folios in
+        the order given, in batches that never span two epochs, including the
+        batch stage's own per-batch cost (set-up, one batched TLB flush).
 
-    firstresult; the kernel default (fixed engine, at most 512 folios per batch)
-    is ``trylast``, the ``auto`` selector answers when ``engine`` is ``auto``.
-    Called once per pipeline run, after isolate.
+    firstresult; the kernel default (consecutive batches of at most 512 folios
+    on the fixed engine) is ``trylast``; the ``auto`` selector wraps it and
+    reassigns engines when ``engine`` is ``auto``. Called once per pipeline
+    run, after isolate, with the folios of every epoch being priced.
     """
 
 
 @hookspec(firstresult=True)
 def migpolicy_copy(
-    batches: BatchPlan, engine: str, hw: Profile, params: dict[str, Any]
+    batches: BatchPlan, engine: str, hw: Profile, params: Mapping[str, Any], cache: dict
 ) -> np.ndarray | None:
     """Price (and optionally perform) copying the data of the batches given.
 
@@ -174,16 +196,18 @@ def migpolicy_copy(
     :param engine: the engine name the batch stage chose.
     :param hw: the hardware profile pricing this run.
     :param params: resolved policy parameters.
+    :param cache: a store that lives as long as the run context: load what is
+        expensive (a learned model) once, keyed by what it depends on.
     :returns: one cost row per batch (``COST_DTYPE``), or ``None`` when this
         plugin does not own ``engine``.
 
     firstresult: exactly one plugin claims each engine. Called once per engine
-    used, after batch.
+    used, after batch, and whenever a batch plugin asks for a ``quote``.
     """
 
 
 @hookspec(firstresult=True)
-def migpolicy_remap(batches: BatchPlan, hw: Profile, params: dict[str, Any]) -> np.ndarray:
+def migpolicy_remap(batches: BatchPlan, hw: Profile, params: Mapping[str, Any]) -> np.ndarray:
     """Price restoring the page-table entries and freeing the source folios.
 
     :param batches: the whole batch plan.
@@ -198,7 +222,7 @@ def migpolicy_remap(batches: BatchPlan, hw: Profile, params: dict[str, Any]) -> 
 
 @hookspec(firstresult=True)
 def migpolicy_account(
-    owned: Mapping[int, Any], initiator: int, params: dict[str, Any]
+    owned: Mapping[int, CostTotals], initiator: int, params: Mapping[str, Any]
 ) -> Accounting:
     """Attribute the migration's wall, CPU and engine time to tenants.
 
@@ -207,7 +231,7 @@ def migpolicy_account(
     :param initiator: tenant of the task that started the migration (``-1``
         for a kernel thread such as kswapd or a promotion daemon).
     :param params: resolved policy parameters (``account.policy``).
-    :returns: an :class:`migpolicy.pipeline.Accounting`: per payer (tenant id as a
+    :returns: an :class:`migpolicy.contract.Accounting`: per payer (tenant id as a
         string, or ``kthread``) ``cpu_s``, ``wall_s`` and ``engine_s``.
 
     firstresult: the built-in policies each answer only for their own
@@ -219,14 +243,17 @@ def migpolicy_account(
 
 
 @hookspec
-def migpolicy_search_space(trial: Any, hw: Profile) -> dict[str, Any]:
-    """Suggest values for this plugin's tunable parameters.
+def migpolicy_search_space(
+    space: Mapping[str, BaseDistribution], hw: Profile
+) -> Mapping[str, BaseDistribution] | None:
+    """Narrow the search space derived from the declared parameters.
 
-    :param trial: an ``optuna.Trial``.
-    :param hw: the hardware profile the study tunes for (bounds such as the
-        number of cores or DMA channels come from it).
-    :returns: parameter name → suggested value.
+    :param space: parameter name → Optuna distribution, as derived from every
+        tunable :func:`migpolicy_parameters` declaration on ``hw``.
+    :param hw: the hardware profile the study tunes for.
+    :returns: parameter name → a narrower distribution (a sub-range or a subset
+        of the choices), or ``None`` to leave the space as it is.
 
-    Called once per trial; the study's search space is the union of all
-    answers. Built-ins derive theirs from their :func:`migpolicy_parameters`.
+    Optional: the space exists without it. Called once when the space is
+    built, before any trial; widening a range is a plugin error.
     """

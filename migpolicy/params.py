@@ -3,29 +3,44 @@
 Each plugin declares the parameters it reads (a tuple of :class:`Parameter`)
 through the ``migpolicy_parameters`` hook. Values come from defaults, policy
 files and ``--param KEY=VALUE``; unknown keys and out-of-range values are
-errors, never silently ignored. The same declarations drive the Optuna search
-space (:func:`suggest`), so a tunable parameter is written down once.
+errors, never silently ignored. The same declarations are the autotuner's
+search space (:mod:`migpolicy.tuning.space`): ranges, log scale, choices,
+bounds that depend on the hardware profile and conditions, so a tunable
+parameter is written down once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from migpolicy.errors import InputError
 
-__all__ = ["Parameter", "resolve", "suggest"]
+if TYPE_CHECKING:
+    from migpolicy.hardware.profile import Profile
+
+__all__ = ["Parameter", "resolve"]
+
+#: Registries whose names a ``choice`` parameter may take its choices from.
+REGISTRIES = ("engine", "placement", "demotion")
 
 
 @dataclass(frozen=True)
 class Parameter:
-    """One named policy parameter, e.g. ``mt.threads``.
+    """One named policy parameter, e.g. ``mt.placement``.
 
-    ``kind`` is ``int``, ``float``, ``bool`` or ``choice``. ``low``/``high``
-    bound numbers (inclusive); ``choices`` lists the values of a choice.
-    ``tunable`` marks parameters the autotuner searches; ``log`` asks for a
-    log-scale search.
+    ``kind`` is ``int``, ``float``, ``bool``, ``choice`` or ``str``.
+    ``low``/``high`` bound numbers (inclusive); ``choices`` lists the values of
+    a choice. ``tunable`` marks parameters the autotuner searches; ``log``
+    asks for a log-scale search. For the search space only:
+
+    * ``hw_bounds(hw)`` narrows ``low``/``high`` to what a profile allows
+      (threads, channels);
+    * ``when`` makes the parameter count only under conditions, e.g.
+      ``{"engine": ("mt",)}``: searched only in trials that choose ``mt``;
+    * ``registry`` (``engine``, ``placement`` or ``demotion``) takes the
+      choices from what the plugins register, e.g. every copy engine.
     """
 
     name: str
@@ -37,6 +52,23 @@ class Parameter:
     choices: tuple = ()
     tunable: bool = True
     log: bool = False
+    hw_bounds: Callable[[Profile], tuple[float, float]] | None = field(default=None,
+                                                                       compare=False)
+    when: Mapping[str, tuple] = field(default_factory=dict)
+    registry: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("int", "float", "bool", "choice", "str"):
+            raise ValueError(f"parameter {self.name}: unknown kind {self.kind!r}")
+        if self.registry and self.registry not in REGISTRIES:
+            raise ValueError(f"parameter {self.name}: unknown registry {self.registry!r}")
+        if self.tunable and self.kind == "str":
+            raise ValueError(f"parameter {self.name}: a str parameter cannot be tunable; "
+                             "make it a choice")
+
+    def active(self, values: Mapping[str, Any]) -> bool:
+        """Whether the parameter counts given the other values (its ``when`` conditions)."""
+        return all(values.get(key) in allowed for key, allowed in self.when.items())
 
     def coerce(self, value: Any, where: str = "") -> Any:
         """Return ``value`` converted to this parameter's type, or raise :class:`InputError`."""
@@ -56,7 +88,7 @@ class Parameter:
             raise InputError(
                 f"{prefix}parameter {self.name} expects {self._expected()}, got {value!r}"
             ) from None
-        if self.kind == "choice" and out not in self.choices:
+        if self.kind == "choice" and self.choices and out not in self.choices:
             raise InputError(
                 f"{prefix}parameter {self.name} expects {self._expected()}, got {value!r}"
             )
@@ -115,25 +147,3 @@ def resolve(
             raise InputError(f"{prefix}unknown parameter {key!r}{hint}")
         values[key] = table[key].coerce(value, where)
     return values
-
-
-def suggest(trial: Any, declared: Iterable[Parameter], bounds: Mapping[str, tuple] = {}) -> dict:
-    """Ask an Optuna ``trial`` for a value of every tunable parameter in ``declared``.
-
-    ``bounds`` narrows a numeric range to what the hardware allows
-    (e.g. ``{"mt.threads": (1, 64)}``).
-    """
-    out = {}
-    for p in declared:
-        if not p.tunable:
-            continue
-        low, high = bounds.get(p.name, (p.low, p.high))
-        if p.kind == "int":
-            out[p.name] = trial.suggest_int(p.name, int(low), int(high), log=p.log)
-        elif p.kind == "float":
-            out[p.name] = trial.suggest_float(p.name, float(low), float(high), log=p.log)
-        elif p.kind == "bool":
-            out[p.name] = trial.suggest_categorical(p.name, [False, True])
-        else:
-            out[p.name] = trial.suggest_categorical(p.name, list(p.choices))
-    return out

@@ -1,30 +1,47 @@
 """The stage pipeline: isolate → batch → copy → remap → account, by calling the hooks.
 
-:func:`run_pipeline` prices one migration request (a folio array) and returns
-a :class:`Report`. :func:`price_uniform` prices ``count`` identical folios, the
+:func:`run_pipeline` prices the folios of one or many epochs in one call (a
+replay prices thousands of epochs at once, so no cost is paid per epoch) and
+returns a :class:`Report`: totals per stage, engine and payer, the same per
+epoch (:class:`EpochCosts`), and per folio whether it moved and when it
+completed. :func:`price_uniform` prices ``count`` identical folios, the
 experiment of the published move_pages() tables, by pricing one batch-sized
 chunk and scaling it; that is exact because batches are priced independently
 (the contract of the copy and remap hooks), and it makes a 1 TiB experiment as
 cheap as a 1 MiB one.
+
+The pipeline times its own stages (``Report.pricing_s``, host seconds spent
+pricing): nothing is kept between two calls, so two threads pricing at once
+get independent reports and a failed call leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pluggy
 
+from migpolicy.answers import Accounting, IsolateResult, Quote
 from migpolicy.costs import COST_DTYPE, CostTotals, zero_costs
+from migpolicy.engines import CopyEngine
 from migpolicy.errors import InputError, PluginError
-from migpolicy.folios import BatchPlan, make_folios
+from migpolicy.folios import FAILED, RESULT_DTYPE, BatchPlan, make_folios
 from migpolicy.plugin_manager import call_hook
+from migpolicy.registries import copy_engines
+
+if TYPE_CHECKING:
+    from migpolicy.hardware.profile import Profile
 
 __all__ = [
     "STAGES",
     "Accounting",
+    "EpochCosts",
     "IsolateResult",
+    "Quote",
     "Report",
     "price_uniform",
     "run_pipeline",
@@ -33,21 +50,33 @@ __all__ = [
 #: The five stages, in order.
 STAGES = ("isolate", "batch", "copy", "remap", "account")
 
-#: Payer (tenant id as a string, or ``kthread``) → ``cpu_s``, ``wall_s``, ``engine_s``.
-Accounting = dict[str, dict[str, float]]
-
-
 @dataclass(frozen=True)
-class IsolateResult:
-    """What the isolate stage returns: one cost row per folio, and which were isolated."""
+class EpochCosts:
+    """Costs per epoch: ``ids[i]`` is the epoch of row ``i`` of every array.
 
-    costs: np.ndarray
-    isolated: np.ndarray
+    ``stages``, ``engines`` and ``tenants`` map a stage, engine or tenant id to
+    one :data:`~migpolicy.costs.COST_DTYPE` row per epoch.
+    """
+
+    ids: np.ndarray
+    stages: dict[str, np.ndarray]
+    engines: dict[str, np.ndarray]
+    tenants: dict[int, np.ndarray]
+
+    @property
+    def wall_s(self) -> np.ndarray:
+        """Modelled wall time of each epoch's migrations (the stages run one after another)."""
+        return sum(costs["wall_s"] for costs in self.stages.values())
 
 
 @dataclass
 class Report:
-    """Totals of one priced migration: per stage, per engine, per payer."""
+    """Totals of one priced migration: per stage, per engine, per payer.
+
+    ``results`` has one :data:`~migpolicy.folios.RESULT_DTYPE` row per
+    requested folio (in request order) and ``epochs`` the costs per epoch;
+    both are ``None`` for a report scaled from a sample (:func:`price_uniform`).
+    """
 
     hw: str
     stages: dict[str, CostTotals]
@@ -56,6 +85,8 @@ class Report:
     accounting: Accounting
     requested_folios: int
     pricing_s: dict[str, float] = field(default_factory=dict)
+    results: np.ndarray | None = None
+    epochs: EpochCosts | None = None
 
     @property
     def total_s(self) -> float:
@@ -78,7 +109,7 @@ class Report:
         return self.bytes / self.total_s / 1e9 if self.total_s > 0 else 0.0
 
     def scaled(self, k: int) -> Report:
-        """The report of ``k`` identical repetitions of this migration."""
+        """The totals of ``k`` identical repetitions of this migration."""
         return Report(
             hw=self.hw,
             stages={s: t.scaled(k) for s, t in self.stages.items()},
@@ -127,122 +158,249 @@ def _checked(costs: Any, n: int, hook: str) -> np.ndarray:
     return costs
 
 
+class _Stages:
+    """Calls the stage hooks of one pipeline run and times each (host seconds)."""
+
+    def __init__(self, pm: pluggy.PluginManager, hw: Profile, params: Mapping[str, Any],
+                 cache: dict) -> None:
+        self.pm, self.hw, self.params, self.cache = pm, hw, params, cache
+        self.elapsed: dict[str, float] = {}
+
+    def call(self, stage: str, hook: str, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return call_hook(self.pm, hook, hw=self.hw, params=self.params, **kwargs)
+        finally:
+            self.elapsed[stage] = self.elapsed.get(stage, 0.0) + time.perf_counter() - start
+
+    def quote(self, batches: BatchPlan, engine: str) -> np.ndarray:
+        """Price the copy of ``batches`` on ``engine`` (what the copy stage would charge)."""
+        priced = self.call("copy", "migpolicy_copy", batches=batches, engine=engine,
+                           cache=self.cache)
+        if priced is None:
+            raise PluginError(f"no plugin prices copy engine {engine!r}")
+        return _checked(priced, batches.n_batches, "migpolicy_copy")
+
+
 def run_pipeline(
     pm: pluggy.PluginManager,
     folios: np.ndarray,
-    hw: Any,
-    params: dict[str, Any],
+    hw: Profile,
+    params: Mapping[str, Any],
     *,
     initiator: int = 0,
+    engines: Mapping[str, CopyEngine] | None = None,
+    cache: dict | None = None,
 ) -> Report:
-    """Price moving ``folios`` through the five stages and return the report."""
-    iso = call_hook(pm, "migpolicy_isolate", folios=folios, hw=hw, params=params)
+    """Price moving ``folios`` (of one or many epochs, in epoch order) through the five stages.
+
+    ``engines`` (every registered copy engine) and ``cache`` (a per-context
+    store where plugins keep what they load once, such as a learned model)
+    come from :class:`migpolicy.context.Context`; they are looked up or made
+    fresh when omitted.
+    """
+    epoch = folios["epoch"]
+    if len(epoch) > 1 and np.any(epoch[1:] < epoch[:-1]):
+        raise InputError("folios must be in epoch order (a copy batch never spans two epochs)")
+    stages_run = _Stages(pm, hw, params, {} if cache is None else cache)
+    engines = copy_engines(pm) if engines is None else engines
+    iso = stages_run.call("isolate", "migpolicy_isolate", folios=folios)
+    if not isinstance(iso, IsolateResult):
+        raise PluginError("hook migpolicy_isolate must return an IsolateResult")
     iso_costs = _checked(iso.costs, len(folios), "migpolicy_isolate")
-    moved = folios if iso.isolated.all() else folios[iso.isolated]
-    plan: BatchPlan = call_hook(pm, "migpolicy_batch", folios=moved, hw=hw, params=params)
+    isolated = np.asarray(iso.isolated, dtype=bool)
+    everything = isolated.all()
+    moved = folios if everything else folios[isolated]
+    plan = stages_run.call("batch", "migpolicy_batch", folios=moved, engines=engines,
+                           quote=stages_run.quote)
     if not isinstance(plan, BatchPlan) or len(plan.folios) != len(moved):
         raise PluginError("hook migpolicy_batch must return a BatchPlan holding every folio")
+    if plan.folios is not moved and not np.array_equal(plan.folios["page"], moved["page"]):
+        raise PluginError("hook migpolicy_batch must keep the folios in the order given")
     batch_costs = _checked(plan.overhead, plan.n_batches, "migpolicy_batch")
 
     copy_costs = zero_costs(plan.n_batches)
-    engines: dict[str, CostTotals] = {}
+    engine_masks: dict[str, np.ndarray] = {}
     engine_workers: dict[str, list[int]] = {}
     for index, name in enumerate(plan.engines):
         mask = plan.engine == index
         if not mask.any():
             continue
         sub = plan.select(mask)
-        priced = call_hook(pm, "migpolicy_copy", batches=sub, engine=name, hw=hw, params=params)
-        if priced is None:
-            raise PluginError(f"no plugin prices copy engine {name!r}")
-        copy_costs[mask] = _checked(priced, sub.n_batches, "migpolicy_copy")
-        engines[name] = CostTotals.of(copy_costs[mask])
+        copy_costs[mask] = stages_run.quote(sub, name)
+        engine_masks[name] = mask
         engine_workers[name] = sorted({int(w) for w in np.unique(sub.workers)})
 
     remap_costs = _checked(
-        call_hook(pm, "migpolicy_remap", batches=plan, hw=hw, params=params),
+        stages_run.call("remap", "migpolicy_remap", batches=plan),
         plan.n_batches,
         "migpolicy_remap",
     )
-    stages = {
-        "isolate": CostTotals.of(iso_costs),
-        "batch": CostTotals.of(batch_costs),
-        "copy": CostTotals.of(copy_costs),
-        "remap": CostTotals.of(remap_costs),
-        "account": CostTotals(),
-    }
-    tenants = folios["tenant"]
-    if len(tenants) and tenants.min() == tenants.max():
-        everything = sum(stages.values(), CostTotals())
-        everything.bytes, everything.folios = stages["copy"].bytes, stages["copy"].folios
-        owned = {int(tenants[0]): everything}
-    else:
-        owned = _owned_by_tenant(tenants, iso_costs, plan, (batch_costs, copy_costs, remap_costs))
-    accounting = call_hook(pm, "migpolicy_account", owned=owned, initiator=initiator,
-                           params=params)
+    per_stage = {"isolate": iso_costs, "batch": batch_costs, "copy": copy_costs,
+                 "remap": remap_costs}
+    stages = {name: CostTotals.of(costs) for name, costs in per_stage.items()}
+    stages["account"] = CostTotals()
+    epoch_ids, epoch_of_folio = _epoch_index(epoch)
+    n_epochs = len(epoch_ids)
+    batch_epoch = (epoch_of_folio if everything else epoch_of_folio[isolated])[plan.bounds[:-1]]
+    batch_level = (batch_costs, copy_costs, remap_costs)
+    by_tenant = _split_by_tenant(folios["tenant"], epoch_of_folio, n_epochs, iso_costs, plan,
+                                 batch_epoch, batch_level)
+    owned = {tenant: CostTotals.of(rows) for tenant, rows in by_tenant.items()}
+    if len(owned) == 1:  # one owner: the exact totals, not a sum of per-epoch splits
+        only = sum(stages.values(), CostTotals())
+        only.bytes, only.folios = stages["copy"].bytes, stages["copy"].folios
+        owned = {next(iter(owned)): only}
+    accounting = stages_run.call("account", "migpolicy_account", owned=owned,
+                                 initiator=initiator)
     if accounting is None:
         raise PluginError(
             f"no accounting plugin answers for account.policy={params.get('account.policy')!r}"
         )
-    timing = pm.get_plugin("stage_timing")
+    epochs = EpochCosts(
+        ids=epoch_ids,
+        stages={
+            "isolate": _sum_by(epoch_of_folio, iso_costs, n_epochs),
+            **{name: _sum_by(batch_epoch, per_stage[name], n_epochs)
+               for name in ("batch", "copy", "remap")},
+        },
+        engines={name: _sum_by(batch_epoch[mask], copy_costs[mask], n_epochs)
+                 for name, mask in engine_masks.items()},
+        tenants=by_tenant,
+    )
     return Report(
-        hw=hw.name if hasattr(hw, "name") else str(hw),
+        hw=getattr(hw, "name", str(hw)),
         stages=stages,
-        engines=engines,
+        engines={name: CostTotals.of(copy_costs[mask]) for name, mask in engine_masks.items()},
         engine_workers=engine_workers,
         accounting=accounting,
         requested_folios=len(folios),
-        pricing_s=timing.take() if timing is not None else {},
+        pricing_s=stages_run.elapsed,
+        results=_results(epoch_of_folio, isolated, iso_costs, plan, batch_epoch, batch_level),
+        epochs=epochs,
     )
 
 
-_FIELDS = ("wall_s", "cpu_s", "engine_s", "worker_s", "failures", "retries")
+def _epoch_index(epoch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct epochs (ascending) and, per folio, the row of its epoch."""
+    n = len(epoch)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(epoch[1:], epoch[:-1], out=starts[1:])
+    return epoch[starts], np.cumsum(starts) - 1
 
 
-def _owned_by_tenant(
+_FIELDS = tuple(COST_DTYPE.names)
+#: Cost fields split among tenants (``bytes`` and ``folios`` count what each moved).
+_SPLIT = tuple(name for name in _FIELDS if name not in ("bytes", "folios"))
+
+
+def _sum_by(group: np.ndarray, costs: np.ndarray, n_groups: int) -> np.ndarray:
+    """Cost rows summed per group (``group[i]`` is the row ``costs[i]`` adds to)."""
+    out = zero_costs(n_groups)
+    if len(costs) == 0:
+        return out
+    for name in _FIELDS:
+        out[name] = np.bincount(group, weights=costs[name], minlength=n_groups)
+    return out
+
+
+def _results(epoch_of_folio: np.ndarray, isolated: np.ndarray, iso_costs: np.ndarray,
+             plan: BatchPlan, batch_epoch: np.ndarray,
+             batch_level: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Per folio: moved or failed, retries, and when it completed within its epoch.
+
+    Each epoch's migration runs from its start: first the folios that fail
+    isolation (each pays its isolate time), then the batches one after another,
+    each taking its folios' isolate time plus its batch, copy and remap time;
+    a folio completes when its batch does.
+    """
+    n = len(isolated)
+    out = np.zeros(n, dtype=RESULT_DTYPE)
+    out["retries"] = iso_costs["retries"]
+    iso_wall = iso_costs["wall_s"]
+    n_epochs = int(epoch_of_folio[-1]) + 1 if n else 0
+    failed = ~isolated
+    fail_time = np.zeros(n_epochs)
+    if failed.any():
+        out["status"][failed] = FAILED
+        fail_epoch = epoch_of_folio[failed]
+        fail_time = np.bincount(fail_epoch, weights=iso_wall[failed], minlength=n_epochs)
+        out["done_s"][failed] = _within_groups(fail_epoch, iso_wall[failed])
+    if plan.n_batches:
+        duration = plan.per_batch(iso_wall[isolated]) + sum(c["wall_s"] for c in batch_level)
+        done = _within_groups(batch_epoch, duration) + fail_time[batch_epoch]
+        out["done_s"][isolated] = np.repeat(done, plan.nfolios)
+    return out
+
+
+def _within_groups(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Running sum of ``values`` restarting where ``group`` changes (groups are contiguous)."""
+    total = np.cumsum(values)
+    starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+    before = np.concatenate(([0.0], total[starts[1:] - 1]))
+    return total - np.repeat(before, np.diff(np.append(starts, len(values))))
+
+
+def _split_by_tenant(
     tenants: np.ndarray,
+    epoch_of_folio: np.ndarray,
+    n_epochs: int,
     iso_costs: np.ndarray,
     plan: BatchPlan,
+    batch_epoch: np.ndarray,
     batch_level: tuple[np.ndarray, ...],
-) -> dict[int, CostTotals]:
-    """Split every cost among the tenants owning the folios, proportionally to bytes.
+) -> dict[int, np.ndarray]:
+    """Every cost split among the tenants owning the folios, per epoch, by bytes.
 
     Folio-level (isolate) costs go to the folio's tenant; batch-level costs are
-    shared by the tenants in the batch by their bytes in it.
+    shared by the tenants in the batch by their bytes in it; ``bytes`` and
+    ``folios`` count what each tenant moved. Returns tenant → one cost row per
+    epoch.
     """
-    per_batch = {name: sum(costs[name] for costs in batch_level) for name in _FIELDS}
+    if len(tenants) == 0:
+        return {}
     ids, inverse = np.unique(tenants, return_inverse=True)
     nt = len(ids)
-    pos = np.searchsorted(ids, plan.folios["tenant"])
-    cell = plan.batch_of_folio() * nt + pos
-    owned_bytes = np.bincount(cell, weights=plan.folios["size"],
-                              minlength=plan.n_batches * nt).reshape(plan.n_batches, nt)
-    fraction = owned_bytes / np.maximum(plan.nbytes, 1)[:, None]
-    sums = {}
-    for name in _FIELDS:
-        sums[name] = (np.bincount(inverse, weights=iso_costs[name], minlength=nt)
-                      + per_batch[name] @ fraction)
-    moved_bytes = owned_bytes.sum(axis=0)
-    moved_folios = np.bincount(pos, minlength=nt)
-    return {
-        int(tenant): CostTotals(
-            **{name: (round(float(sums[name][i])) if name in ("failures", "retries")
-                      else float(sums[name][i])) for name in _FIELDS},
-            bytes=int(moved_bytes[i]), folios=int(moved_folios[i]),
-        )
-        for i, tenant in enumerate(ids)
-    }
+    cells = n_epochs * nt
+    out_cells = zero_costs(cells)
+    folio_cell = epoch_of_folio * nt + inverse
+    for name in _SPLIT:
+        out_cells[name] = np.bincount(folio_cell, weights=iso_costs[name], minlength=cells)
+    if plan.n_batches:
+        batch_of_folio = plan.batch_of_folio()
+        pos = np.searchsorted(ids, plan.folios["tenant"])
+        if nt == 1:
+            fraction = np.ones((plan.n_batches, 1))
+        else:
+            owned = np.bincount(batch_of_folio * nt + pos, weights=plan.folios["size"],
+                                minlength=plan.n_batches * nt).reshape(plan.n_batches, nt)
+            fraction = owned / np.maximum(plan.nbytes, 1)[:, None]
+        batch_cells = (batch_epoch[:, None] * nt + np.arange(nt)[None, :]).ravel()
+        for name in _SPLIT:
+            per_batch = sum(costs[name] for costs in batch_level).astype(np.float64)
+            out_cells[name] += np.bincount(batch_cells, weights=(per_batch[:, None] * fraction)
+                                           .ravel(), minlength=cells).astype(out_cells[name].dtype)
+        moved_cell = batch_epoch[batch_of_folio] * nt + pos
+        out_cells["bytes"] = np.bincount(moved_cell, weights=plan.folios["size"],
+                                         minlength=cells)
+        out_cells["folios"] = np.bincount(moved_cell, minlength=cells)
+    return {int(tenant): out_cells[i::nt].copy() for i, tenant in enumerate(ids)}
 
 
 def price_uniform(
     pm: pluggy.PluginManager,
     folio_size: int,
     count: int,
-    hw: Any,
-    params: dict[str, Any],
+    hw: Profile,
+    params: Mapping[str, Any],
     *,
     src: int = 0,
     dst: int = 1,
+    engines: Mapping[str, CopyEngine] | None = None,
+    cache: dict | None = None,
 ) -> Report:
     """Price moving ``count`` identical folios of ``folio_size`` bytes from ``src`` to ``dst``.
 
@@ -254,15 +412,18 @@ def price_uniform(
         raise InputError("the migration must move at least one folio")
     chunk = int(params.get("batch.max_folios", 512))
     pmd = int(hw.pmd_size)
+    engines = copy_engines(pm) if engines is None else engines
+    cache = {} if cache is None else cache
     full, rest = divmod(count, chunk)
     report = None
     if full:
         one = run_pipeline(pm, make_folios(folio_size, chunk, src=src, dst=dst, pmd_size=pmd),
-                           hw, params)
+                           hw, params, engines=engines, cache=cache)
         report = one.scaled(full)
     if rest:
         tail = run_pipeline(pm, make_folios(folio_size, rest, src=src, dst=dst, pmd_size=pmd),
-                            hw, params)
+                            hw, params, engines=engines, cache=cache)
+        tail = tail.scaled(1)
         report = tail if report is None else report + tail
     assert report is not None
     return report

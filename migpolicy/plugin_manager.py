@@ -41,7 +41,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "migpolicy.plugins.auto_select",
     "migpolicy.plugins.account",
     "migpolicy.plugins.profiles",
-    "migpolicy.plugins.stage_timing",
+    "migpolicy.plugins.placement_none",
 )
 
 ENTRY_POINT_GROUP = "migpolicy"

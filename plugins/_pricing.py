@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.costs import zero_costs
-from migpolicy.folios import BatchPlan
+from migpolicy.contract import BatchPlan, zero_costs
 
 __all__ = ["batch_nodes", "cost_rows", "ns"]
 

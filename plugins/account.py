@@ -14,8 +14,7 @@ Offload-engine time (DMA, GPU) is reported as ``engine_s``, never as CPU time.
 
 from __future__ import annotations
 
-from migpolicy.hookspecs import hookimpl
-from migpolicy.params import Parameter
+from migpolicy.contract import Parameter, hookimpl
 
 POLICIES = ("initiator", "kthread", "split")
 

@@ -1,45 +1,39 @@
-"""The ``auto`` engine selector: choose engine and worker count per batch.
+"""The ``auto`` engine selector: per batch, the engine and worker count of lowest predicted cost.
 
-Answers the batch hook when ``engine`` is ``auto``. Per batch, from the mean
-folio size, the batch's bytes and the system load (seed point 1d: busy CPUs
-make threads dearer):
-
-* a batch smaller than ``auto.min_batch_bytes`` is copied by ``cpu`` (threads
-  would cost more to start than they save);
-* folios of at least ``auto.dma_min_folio`` go to ``dma`` when the profile has
-  DMA channels, and so does any batch when ``system.load`` is at least
-  ``auto.dma_load`` (offload spares busy CPUs);
-* everything else goes to ``mt`` with ``auto.threads`` threads, no more than
-  the CPUs left free.
-
-All thresholds are tunable parameters.
+Wraps the batch stage when ``engine`` is ``auto``: whatever plugin formed the
+batches, every registered copy engine that has workers on the profile is
+quoted for them (through the pipeline's ``quote``, so ``gpu``, third-party
+engines and learned profiles are priced exactly as the copy stage would) at
+worker counts 1, 2, 4 ... up to the engine's own worker parameter
+(``mt.threads``, ``dma.channels``, ``gpu.streams``), and each batch goes to the
+cheapest. The cost weighs wall time against CPU time by the migration's
+reason, as the kernel's offload interface filters on it: a synchronous
+migration (a promotion on a NUMA hint fault, ``move_pages(2)``) stalls a task,
+so ``auto.cpu_weight`` is small; an asynchronous one (kswapd demotion, DAMOS,
+compaction) stalls nobody, so ``auto.async_cpu_weight`` makes CPU time count.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from migpolicy.hardware.model import free_threads, worker_node
-from migpolicy.hookspecs import hookimpl
-from migpolicy.params import Parameter, suggest
+from migpolicy.contract import ASYNC_REASONS, Parameter, hookimpl
 
-from ._pricing import batch_nodes
-from .engine_dma import max_channels
-from .engine_mt import max_threads
-from .kernel_batch import plan_batches
-
-ENGINES = ("cpu", "mt", "dma")
-CPU, MT, DMA = range(3)
+NAME = "auto"
+_ONLY_AUTO = {"engine": (NAME,)}
 
 PARAMETERS = (
-    Parameter("auto.min_batch_bytes", 256 << 10, "int", "batches smaller than this use the "
-              "cpu engine", low=4096, high=64 << 20, log=True),
-    Parameter("auto.dma_min_folio", 2 << 20, "int", "folios at least this large go to DMA",
-              low=4096, high=1 << 30, log=True),
-    Parameter("auto.dma_load", 0.75, "float", "system load from which every batch goes to DMA",
-              low=0.0, high=1.0),
-    Parameter("auto.threads", 8, "int", "threads of the mt engine when chosen", low=1, high=1024),
+    Parameter("auto.cpu_weight", 0.0, "float", "seconds of wall time one CPU-second is worth "
+              "when auto chooses for a synchronous migration (0: fastest wins)",
+              low=0.0, high=4.0, when=_ONLY_AUTO),
+    Parameter("auto.async_cpu_weight", 1.0, "float", "the same for an asynchronous migration "
+              "(demotion, DAMOS, compaction), whose wall time stalls no task",
+              low=0.0, high=64.0, when=_ONLY_AUTO),
 )
+
+_ASYNC = np.array(sorted(ASYNC_REASONS), dtype=np.uint8)
 
 
 @hookimpl
@@ -47,37 +41,45 @@ def migpolicy_parameters():
     return PARAMETERS
 
 
-@hookimpl
-def migpolicy_search_space(trial, hw):
-    return suggest(trial, PARAMETERS, {"auto.threads": (1, max_threads(hw))})
+def _worker_counts(limit: int) -> list[int]:
+    """1, 2, 4 ... below ``limit``, and ``limit`` itself."""
+    counts = [1 << k for k in range(max(limit, 1).bit_length()) if 1 << k < limit]
+    return [*counts, max(limit, 1)]
 
 
-def choose(nfolios, nbytes, hw, params, src: int = 0, dst: int = 1):
-    """Engine index (into :data:`ENGINES`) and worker count for each batch."""
-    mean_folio = nbytes / np.maximum(nfolios, 1)
-    load = params.get("system.load", 0.0)
-    channels = max_channels(hw)
-    engine = np.full(len(nfolios), MT, dtype=np.int64)
-    if channels:
-        to_dma = (mean_folio >= params["auto.dma_min_folio"]) | (load >= params["auto.dma_load"])
-        engine[to_dma] = DMA
-    engine[nbytes < params["auto.min_batch_bytes"]] = CPU
-    free = free_threads(worker_node(hw, src, dst, params.get("mt.side", "push")), load)
-    threads = int(max(1, min(params["auto.threads"], max_threads(hw), free)))
-    dma_channels = int(max(1, min(params["dma.channels"], channels or 1)))
-    workers = np.select([engine == MT, engine == DMA], [threads, dma_channels], 1)
-    return engine, workers
+def candidates(engines, hw, params) -> list[tuple[str, int]]:
+    """Every (engine, worker count) pair auto may choose on ``hw``."""
+    out = []
+    for name, engine in sorted(engines.items()):
+        limit = engine.max_workers(hw)
+        if limit < 1:
+            continue
+        for workers in _worker_counts(min(engine.workers(params), limit)):
+            out.append((name, workers))
+    return out
 
 
-@hookimpl
-def migpolicy_batch(folios, hw, params):
-    if params["engine"] != "auto":
-        return None
-    plan = plan_batches(folios, hw, ENGINES, CPU, 1, params["batch.max_folios"])
-    if plan.n_batches == 0:
+@hookimpl(wrapper=True)
+def migpolicy_batch(folios, hw, params, engines, quote):
+    plan = yield
+    if params["engine"] != NAME or plan is None or plan.n_batches == 0:
         return plan
-    for mask, src, dst in batch_nodes(plan):
-        engine, workers = choose(plan.nfolios[mask], plan.nbytes[mask], hw, params, src, dst)
-        plan.engine[mask] = engine
-        plan.workers[mask] = workers
-    return plan
+    choices = candidates(engines, hw, params)
+    names = tuple(sorted({name for name, _ in choices}))
+    first = plan.folios[plan.bounds[:-1]]
+    weight = np.where(np.isin(first["reason"], _ASYNC), params["auto.async_cpu_weight"],
+                      params["auto.cpu_weight"])
+    best = np.full(plan.n_batches, np.inf)
+    engine = np.zeros(plan.n_batches, dtype=np.int64)
+    workers = np.ones(plan.n_batches, dtype=np.int64)
+    for name, count in choices:
+        trial = dataclasses.replace(plan, engines=(name,),
+                                    engine=np.zeros(plan.n_batches, dtype=np.int64),
+                                    workers=np.full(plan.n_batches, count, dtype=np.int64))
+        rows = quote(trial, name)
+        cost = rows["wall_s"] + weight * rows["cpu_s"]
+        better = cost < best
+        best[better] = cost[better]
+        engine[better] = names.index(name)
+        workers[better] = count
+    return dataclasses.replace(plan, engines=names, engine=engine, workers=workers)

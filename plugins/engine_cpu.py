@@ -7,9 +7,8 @@ Real execution copies buffers with one thread in this process.
 
 from __future__ import annotations
 
-from migpolicy.engines import CopyEngine
+from migpolicy.contract import CopyEngine, hookimpl
 from migpolicy.hardware.model import copy_bandwidth_gbps
-from migpolicy.hookspecs import hookimpl
 
 from ._pricing import batch_nodes, cost_rows, ns
 

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.engines import CopyEngine
-from migpolicy.folios import PMD_MAPPED
+from migpolicy.contract import PMD_MAPPED, CopyEngine, Parameter, hookimpl
 from migpolicy.hardware.model import soft_min
-from migpolicy.hookspecs import hookimpl
-from migpolicy.params import Parameter, suggest
 
 from ._pricing import cost_rows, ns
 
 NAME = "dma"
 
 PARAMETERS = (
-    Parameter("dma.channels", 16, "int", "DMA channels the auto selector uses", low=1, high=64),
+    Parameter("dma.channels", 16, "int", "DMA channels of the dma engine (auto: the most it "
+              "may use)", low=1, high=1024, hw_bounds=lambda hw: (1, max(1, max_channels(hw))),
+              when={"engine": (NAME, "auto")}),
 )
 
 
@@ -41,6 +40,7 @@ def migpolicy_copy_engines():
             max_workers=max_channels,
             available=lambda: False,
             modelled_only="user space cannot drive a DMA engine here; dma figures are modelled",
+            workers_param="dma.channels",
         ),
     )
 
@@ -48,11 +48,6 @@ def migpolicy_copy_engines():
 @hookimpl
 def migpolicy_parameters():
     return PARAMETERS
-
-
-@hookimpl
-def migpolicy_search_space(trial, hw):
-    return suggest(trial, PARAMETERS, {"dma.channels": (1, max(1, max_channels(hw)))})
 
 
 def price_dma(batches, hw, channels: np.ndarray) -> np.ndarray:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.engines import CopyEngine
+from migpolicy.contract import CopyEngine, Parameter, hookimpl
 from migpolicy.hardware.model import soft_min
-from migpolicy.hookspecs import hookimpl
-from migpolicy.params import Parameter, suggest
 
 from ._pricing import cost_rows, ns
 
@@ -23,7 +21,9 @@ NAME = "gpu"
 PARAMETERS = (
     Parameter("gpu.pinned", True, "bool", "source memory is pinned (page-locked)",
               tunable=False),
-    Parameter("gpu.streams", 2, "int", "GPU copy streams the auto selector uses", low=1, high=16),
+    Parameter("gpu.streams", 2, "int", "GPU copy streams of the gpu engine (auto: the most it "
+              "may use)", low=1, high=1024, hw_bounds=lambda hw: (1, max(1, max_streams(hw))),
+              when={"engine": (NAME, "auto")}),
 )
 
 
@@ -54,6 +54,7 @@ def migpolicy_copy_engines():
             max_workers=max_streams,
             available=_available,
             executor=_execute,
+            workers_param="gpu.streams",
         ),
     )
 
@@ -61,11 +62,6 @@ def migpolicy_copy_engines():
 @hookimpl
 def migpolicy_parameters():
     return PARAMETERS
-
-
-@hookimpl
-def migpolicy_search_space(trial, hw):
-    return suggest(trial, PARAMETERS, {"gpu.streams": (1, max(1, max_streams(hw)))})
 
 
 def price_gpu(batches, hw, params, streams: np.ndarray) -> np.ndarray:

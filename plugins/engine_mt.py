@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.engines import CopyEngine
+from migpolicy.contract import CopyEngine, Parameter, hookimpl
 from migpolicy.hardware.model import PLACEMENTS, SIDES, copy_bandwidth_gbps
-from migpolicy.hookspecs import hookimpl
-from migpolicy.params import Parameter, suggest
 
 from ._pricing import batch_nodes, cost_rows, ns
 
 NAME = "mt"
 
+#: The engines whose workers are CPU threads placed like mt's (auto may choose mt).
+_USES_MT = {"engine": (NAME, "auto")}
+
 PARAMETERS = (
+    Parameter("mt.threads", 8, "int", "worker threads of the mt engine (auto: the most it "
+              "may use)", low=1, high=1024, hw_bounds=lambda hw: (1, max_threads(hw)),
+              when=_USES_MT),
     Parameter("mt.placement", "spread", "choice", "spread workers across LLC domains, or fill "
-              "one domain first", choices=PLACEMENTS),
+              "one domain first", choices=PLACEMENTS, when=_USES_MT),
     Parameter("mt.side", "push", "choice", "workers on the source node (push) or the "
-              "destination node (pull)", choices=SIDES),
+              "destination node (pull)", choices=SIDES, when=_USES_MT),
     Parameter("system.load", 0.0, "float", "fraction of CPUs busy with other work; threads "
               "beyond the free ones time-share", low=0.0, high=0.99, tunable=False),
 )
@@ -51,6 +55,7 @@ def migpolicy_copy_engines():
             worker_unit="thread",
             max_workers=max_threads,
             executor=_execute,
+            workers_param="mt.threads",
         ),
     )
 
@@ -58,11 +63,6 @@ def migpolicy_copy_engines():
 @hookimpl
 def migpolicy_parameters():
     return PARAMETERS
-
-
-@hookimpl
-def migpolicy_search_space(trial, hw):
-    return suggest(trial, PARAMETERS)
 
 
 def price_mt(batches, hw, params, threads: np.ndarray) -> np.ndarray:

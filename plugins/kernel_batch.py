@@ -2,25 +2,23 @@
 
 As ``migrate_pages_batch()`` does with ``NR_MAX_BATCHED_MIGRATION`` (512):
 every batch pays a fixed overhead, including the one batched TLB flush, and
-is copied by the engine named by ``engine`` with ``workers`` threads or channels.
+is copied by the engine named by ``engine`` with that engine's worker count
+(``mt.threads``, ``dma.channels`` ...). A batch never spans two epochs or two
+node pairs. With ``engine=auto`` the plan names the placeholder engine
+``auto``, which the ``auto`` selector replaces per batch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.costs import zero_costs
-from migpolicy.folios import BatchPlan
-from migpolicy.hookspecs import hookimpl
-from migpolicy.params import Parameter
+from migpolicy.contract import BatchPlan, Parameter, consecutive_batches, hookimpl, zero_costs
 
 from ._pricing import ns
 
 PARAMETERS = (
-    Parameter("engine", "cpu", "str", "copy engine for every batch (see `migpolicy plugins`), "
-              "or auto to choose per batch", tunable=False),
-    Parameter("workers", 1, "int", "threads, DMA channels or GPU streams of the fixed engine",
-              low=1, high=1024, tunable=False),
+    Parameter("engine", "cpu", "choice", "copy engine for every batch (see `migpolicy "
+              "plugins`), or auto to choose per batch by predicted cost", registry="engine"),
     Parameter("batch.max_folios", 512, "int", "most folios per migration batch "
               "(kernel: NR_MAX_BATCHED_MIGRATION = 512)", low=1, high=4096, log=True),
 )
@@ -31,37 +29,15 @@ def migpolicy_parameters():
     return PARAMETERS
 
 
-@hookimpl
-def migpolicy_search_space(trial, hw):
-    from migpolicy.params import suggest
-
-    return suggest(trial, PARAMETERS)
-
-
-def split_batches(n: int, max_folios: int) -> np.ndarray:
-    """Batch bounds for ``n`` folios in consecutive batches of at most ``max_folios``."""
-    bounds = np.arange(0, n, max_folios, dtype=np.int64)
-    return np.append(bounds, n)
-
-
-def plan_batches(folios, hw, engines, engine, workers, max_folios) -> BatchPlan:
-    """A plan of consecutive batches; ``engine``/``workers`` are per-batch arrays or scalars."""
-    bounds = split_batches(len(folios), max_folios)
+@hookimpl(trylast=True)
+def migpolicy_batch(folios, hw, params, engines):
+    name = params["engine"]
+    workers = engines[name].workers(params) if name in engines else 1
+    bounds = consecutive_batches(folios, int(params["batch.max_folios"]))
     nb = len(bounds) - 1
     overhead = zero_costs(nb)
     overhead["wall_s"] = hw.p("stages.batch.batch_ns") * ns
     overhead["cpu_s"] = overhead["wall_s"]
-    return BatchPlan(
-        folios=folios,
-        bounds=bounds,
-        engines=tuple(engines),
-        engine=np.broadcast_to(np.asarray(engine, dtype=np.int64), nb).copy(),
-        workers=np.broadcast_to(np.asarray(workers, dtype=np.int64), nb).copy(),
-        overhead=overhead,
-    )
-
-
-@hookimpl(trylast=True)
-def migpolicy_batch(folios, hw, params):
-    return plan_batches(folios, hw, (params["engine"],), 0, params["workers"],
-                        params["batch.max_folios"])
+    return BatchPlan(folios=folios, bounds=bounds, engines=(name,),
+                     engine=np.zeros(nb, dtype=np.int64),
+                     workers=np.full(nb, workers, dtype=np.int64), overhead=overhead)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.costs import zero_costs
-from migpolicy.folios import BUSY, PINNED, page_table_entries
-from migpolicy.hookspecs import hookimpl
-from migpolicy.params import Parameter
-from migpolicy.pipeline import IsolateResult
+from migpolicy.contract import (
+    BUSY,
+    PINNED,
+    IsolateResult,
+    Parameter,
+    hookimpl,
+    page_table_entries,
+    zero_costs,
+)
 
 from ._pricing import ns
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.folios import page_table_entries
-from migpolicy.hookspecs import hookimpl
+from migpolicy.contract import hookimpl, page_table_entries
 
 from ._pricing import cost_rows, ns
 

@@ -213,7 +213,7 @@ def test_raising_plugin_is_named_with_its_hook(write_plugin: WritePlugin) -> Non
     assert isinstance(caught.value.__cause__, RuntimeError)
     with pytest.raises(PluginError, match="'tplug_fire' raised RuntimeError in hook migpolicy"):
         call_hook(run.pm, "migpolicy_copy", batches=None, engine="cpu", hw=run.hw,
-                  params=run.params)
+                  params=run.params, cache={})
 
 
 def test_raising_plugin_on_the_command_line(write_plugin: WritePlugin, cli: Cli) -> None:

@@ -15,17 +15,13 @@ fit it against a trace, and ``--param nt.bandwidth_factor=1.4`` sets it by hand.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from migpolicy.costs import COST_DTYPE
-from migpolicy.engines import CopyEngine
-from migpolicy.folios import BatchPlan
+from migpolicy.contract import COST_DTYPE, BatchPlan, CopyEngine, Parameter, Profile, hookimpl
 from migpolicy.hardware.model import copy_bandwidth_gbps
-from migpolicy.hardware.profile import Profile
-from migpolicy.hookspecs import hookimpl
-from migpolicy.params import Parameter, suggest
 
 __version__ = "0.1.0"
 
@@ -34,7 +30,7 @@ NAME = "nt"
 PARAMETERS = (
     Parameter("nt.bandwidth_factor", 1.3, "float", "copy bandwidth with non-temporal stores "
               "relative to the cpu engine's (no read-for-ownership of the destination)",
-              low=0.5, high=2.0),
+              low=0.5, high=2.0, tunable=False),
 )
 
 
@@ -57,13 +53,8 @@ def migpolicy_parameters() -> tuple[Parameter, ...]:
 
 
 @hookimpl
-def migpolicy_search_space(trial: Any) -> dict[str, Any]:
-    return suggest(trial, PARAMETERS)
-
-
-@hookimpl
 def migpolicy_copy(
-    batches: BatchPlan, engine: str, hw: Profile, params: dict[str, Any]
+    batches: BatchPlan, engine: str, hw: Profile, params: Mapping[str, Any]
 ) -> np.ndarray | None:
     if engine != NAME:
         return None

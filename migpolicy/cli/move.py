@@ -29,8 +29,9 @@ def _size(ctx, param, value):
               help="Folio size: 4K (base page) up to 2M (THP).")
 @click.option("--engine", default="cpu", show_default=True,
               help="Copy engine: cpu, mt, dma, gpu, a plugin's engine, or auto.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Threads (mt), DMA channels (dma) or GPU streams (gpu).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Threads (mt), DMA channels (dma) or GPU streams (gpu) of a fixed engine "
+                   "[default: the engine's parameter: mt.threads, dma.channels, gpu.streams].")
 @click.option("--hw", "hw_name", default=None, metavar="PROFILE",
               help="Hardware profile name or YAML file [default: zen3-epyc-ptdma].")
 @click.option("--src", type=int, default=0, show_default=True, help="Source NUMA node.")
@@ -69,11 +70,11 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
     """
     from migpolicy.context import build_context
     from migpolicy.errors import InputError
-    from migpolicy.pipeline import price_uniform
 
     given: dict[str, Any] = parse_assignments(param_items)
     given["engine"] = engine
-    given["workers"] = workers
+    if workers is not None:
+        given["workers"] = workers
     if load is not None:
         given["system.load"] = load
     if account_policy is not None:
@@ -90,8 +91,8 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
     if nbytes < folio or nbytes % folio:
         raise InputError(f"--bytes {format_size(nbytes)} must be a whole multiple of --folio "
                          f"{format_size(folio)}")
-    report = price_uniform(run.pm, folio, nbytes // folio, hw, run.params, src=src, dst=dst)
-    measured = _execute(run, nbytes, folio, workers) if execute else None
+    report = run.price_uniform(folio, nbytes // folio, src=src, dst=dst)
+    measured = _execute(run, nbytes, folio) if execute else None
     data = report_json(report, run, folio)
     data["src"], data["dst"] = src, dst
     if measured is not None:
@@ -102,7 +103,7 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
         _print_report(report, data)
 
 
-def _execute(run, nbytes: int, folio: int, workers: int) -> dict:
+def _execute(run, nbytes: int, folio: int) -> dict:
     engine = run.engines.get(run.engine)
     if engine is None:
         return {"measured_s": None,
@@ -114,6 +115,7 @@ def _execute(run, nbytes: int, folio: int, workers: int) -> dict:
         return {"measured_s": None,
                 "execute_note": f"engine {engine.name} cannot run on this machine; "
                                 "its figures are modelled"}
+    workers = engine.workers(run.params)
     seconds = engine.executor(nbytes, folio, workers)
     return {"measured_s": seconds, "measured_gbps": nbytes / seconds / 1e9,
             "execute_note": f"copied {format_size(nbytes)} for real in this process "

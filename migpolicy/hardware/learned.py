@@ -96,6 +96,7 @@ class LearnedModel:
     estimator: Any
     engines: tuple[str, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    _threadpools: Any = field(default=None, repr=False, compare=False)
 
     @property
     def feature_names(self) -> list[str]:
@@ -116,7 +117,11 @@ class LearnedModel:
         """Predicted seconds to copy each batch (``folios`` folios of ``folio_bytes``)."""
         x = _features(self.engines, engine, folio_bytes, folios, workers,
                       np.asarray(placement) == "fill", np.asarray(side) == "pull", pmd)
-        with _one_thread():
+        if self._threadpools is None:  # scan the loaded thread pools once per model
+            from threadpoolctl import ThreadpoolController
+
+            self._threadpools = ThreadpoolController()
+        with self._threadpools.limit(limits=1, user_api="openmp"):
             return np.exp(self.estimator.predict(x))
 
 
@@ -156,15 +161,18 @@ def training_set(
     of it (counted in ``clamped``).
     """
     from migpolicy.pipeline import price_uniform
+    from migpolicy.registries import copy_engines
 
     src, dst = (0, 1) if 1 in hw.nodes else (0, 0)
+    engines = copy_engines(pm)
     max_folios = int(base_params.get("batch.max_folios", 512))
     n = len(rows)
     other = np.zeros(n)
     analytic = np.zeros(n)
     for i, row in enumerate(rows):
         report = price_uniform(pm, int(row["folio_bytes"]), int(row["folio_count"]), hw,
-                               row_params(row, base_params), src=src, dst=dst)
+                               row_params(row, base_params, engines), src=src, dst=dst,
+                               engines=engines)
         copy_wall = report.stages["copy"].wall_s
         if row["scope"] == "copy":
             analytic[i] = report.bytes / copy_wall / 1e9
@@ -324,3 +332,19 @@ def load_model(path: str | Path) -> LearnedModel:
         raise ConfigError(f"{path}: the model takes {estimator.n_features_in_} features but "
                           f"its metadata describes {expected}")
     return LearnedModel(estimator=estimator, engines=engines, meta=meta)
+
+
+def profile_model(hw: Profile, cache: dict | None = None) -> LearnedModel:
+    """The learned model a profile names (``learned_model``, relative to the profile file).
+
+    Loaded once per ``cache`` (a run context's): pricing calls it for every
+    copy, so the file is neither re-read nor stat()ed each time.
+    """
+    base = Path(hw.path).parent if hw.path is not None else Path.cwd()
+    path = (base / hw.learned_model).resolve()
+    key = ("learned_model", str(path))
+    if cache is None:
+        return load_model(path)
+    if key not in cache:
+        cache[key] = load_model(path)
+    return cache[key]

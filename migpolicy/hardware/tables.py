@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from migpolicy.engines import CopyEngine
 from migpolicy.errors import InputError
 from migpolicy.hardware.model import PLACEMENTS, SIDES
 
@@ -138,27 +139,33 @@ def _parse_row(path: Path, number: int, record: Mapping[str, str], known) -> tup
             num("throughput_gbps"), number)
 
 
-def row_params(row: np.void, base: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved parameters that price one table row."""
+def row_params(row: np.void, base: Mapping[str, Any],
+               engines: Mapping[str, CopyEngine]) -> dict[str, Any]:
+    """The resolved parameters that price one table row (its workers on its engine's parameter)."""
     params = dict(base)
+    engine = str(row["engine"])
     params.update({
-        "engine": str(row["engine"]),
-        "workers": int(row["workers"]),
+        "engine": engine,
         "mt.placement": str(row["placement"]),
         "mt.side": str(row["side"]),
     })
+    if engine in engines and engines[engine].workers_param:
+        params[engines[engine].workers_param] = int(row["workers"])
     return params
 
 
 def predict_rows(pm: Any, hw: Any, rows: np.ndarray, base_params: Mapping[str, Any]) -> np.ndarray:
     """Predicted throughput (GB/s) of every row, priced like ``migpolicy move``."""
     from migpolicy.pipeline import price_uniform
+    from migpolicy.registries import copy_engines
 
     src, dst = (0, 1) if 1 in hw.nodes else (0, 0)
     out = np.empty(len(rows))
+    engines = copy_engines(pm)
     for i, row in enumerate(rows):
         report = price_uniform(pm, int(row["folio_bytes"]), int(row["folio_count"]), hw,
-                               row_params(row, base_params), src=src, dst=dst)
+                               row_params(row, base_params, engines), src=src, dst=dst,
+                               engines=engines)
         if row["scope"] == "copy":
             out[i] = report.bytes / report.stages["copy"].wall_s / 1e9
         else:

@@ -34,16 +34,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migpolicy.context import build_context, copy_engines, declared_parameters
+from migpolicy.context import build_context
 from migpolicy.costs import COST_DTYPE, CostTotals, zero_costs
 from migpolicy.engines import CopyEngine
-from migpolicy.folios import FOLIO_DTYPE, PMD_MAPPED, BatchPlan
+from migpolicy.folios import FOLIO_DTYPE, PMD_MAPPED, BatchPlan, consecutive_batches
 from migpolicy.hardware.profile import Profile
 from migpolicy.hardware.registry import list_profiles
 from migpolicy.params import resolve
-from migpolicy.pipeline import price_uniform, run_pipeline
+from migpolicy.pipeline import run_pipeline
 from migpolicy.plugin_manager import call_hook, get_plugin_manager
-from migpolicy.plugins.kernel_batch import plan_batches
+from migpolicy.registries import copy_engines, declared_parameters
+from migpolicy.tuning.space import build_space
 
 __all__ = ["CopyEngineConformance", "EngineUnderTest"]
 
@@ -77,8 +78,15 @@ class EngineUnderTest:
         """Every (engine, profile) pair the engine supports."""
         return [(engine, hw) for engine in self.engines for hw in self.supported(engine)]
 
-    def params(self, **given: Any) -> dict[str, Any]:
-        """Every declared parameter at its default, with ``given`` over it."""
+    def params(self, workers: int | None = None, **given: Any) -> dict[str, Any]:
+        """Every declared parameter at its default, with ``given`` over it.
+
+        ``workers`` sets the worker parameter of the engine named ``engine``.
+        """
+        if workers is not None:
+            engine = copy_engines(self.pm)[given["engine"]]
+            if engine.workers_param:
+                given[engine.workers_param] = workers
         return resolve(declared_parameters(self.pm), given)
 
     def own(self, hook: str, **kwargs: Any) -> Any:
@@ -99,7 +107,7 @@ class EngineUnderTest:
     def price(self, plan: BatchPlan, engine: str, hw: Profile, **given: Any) -> np.ndarray:
         """Price ``plan`` through the copy hook, as the pipeline does."""
         return call_hook(self.pm, "migpolicy_copy", batches=plan, engine=engine, hw=hw,
-                         params=self.params(**given))
+                         params=self.params(**given), cache={})
 
 
 def folios_of(hw: Profile, sizes: np.ndarray | list[int], *, src: int = 0,
@@ -117,8 +125,13 @@ def folios_of(hw: Profile, sizes: np.ndarray | list[int], *, src: int = 0,
 
 def plan_of(hw: Profile, folios: np.ndarray, engine: str, workers: Any,
             max_folios: int = 512) -> BatchPlan:
-    """Consecutive batches of at most ``max_folios``, all for ``engine``."""
-    return plan_batches(folios, hw, (engine,), 0, workers, max_folios)
+    """Consecutive batches of at most ``max_folios``, all for ``engine``, with no overhead."""
+    bounds = consecutive_batches(folios, max_folios)
+    nb = len(bounds) - 1
+    return BatchPlan(folios=folios, bounds=bounds, engines=(engine,),
+                     engine=np.zeros(nb, dtype=np.int64),
+                     workers=np.broadcast_to(np.asarray(workers, dtype=np.int64), nb).copy(),
+                     overhead=zero_costs(nb))
 
 
 def worker_counts(engine: CopyEngine, hw: Profile) -> list[int]:
@@ -257,7 +270,7 @@ class CopyEngineConformance:
             run = build_context(pm=under_test.pm, hw=hw.name,
                                 params={"engine": engine.name, "workers": workers})
             for size in (4096, 2 << 20):
-                report = price_uniform(run.pm, size, count, run.hw, run.params)
+                report = run.price_uniform(size, count)
                 where = f"{engine.name} on {hw.name}, {count} folios of {size} bytes"
                 assert report.hw == hw.name, where
                 assert list(report.engines) == [engine.name], where
@@ -336,23 +349,15 @@ class CopyEngineConformance:
 
     # -- parameters --------------------------------------------------------------
 
-    def test_parameters_match_search_space(self, under_test: EngineUnderTest) -> None:
+    def test_parameters_are_in_the_search_space(self, under_test: EngineUnderTest) -> None:
         declared = (list(under_test.own("migpolicy_parameters"))
                     if under_test.implements("migpolicy_parameters") else [])
-        names = [p.name for p in declared]
         everyone = [p.name for p in declared_parameters(under_test.pm)]
         for p in declared:
             assert everyone.count(p.name) == 1, f"parameter {p.name} is declared twice"
             assert p.coerce(p.default) == p.default, f"{p.name}: default {p.default!r} invalid"
-        if not under_test.implements("migpolicy_search_space"):
-            return  # the tuner searches its tunable parameters over their declared ranges
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         tunable = {p.name for p in declared if p.tunable}
         for hw in {hw.name: hw for _, hw in under_test.cases()}.values():
-            trial = optuna.create_study().ask()
-            space = under_test.own("migpolicy_search_space", trial=trial, hw=hw)
-            assert set(space) <= set(names), f"{hw.name}: suggests undeclared {set(space)}"
-            assert tunable <= set(space), f"{hw.name}: tunable {tunable - set(space)} unsearched"
-            resolve(declared_parameters(under_test.pm), space, f"search space on {hw.name}")
+            space = build_space(under_test.pm, hw)
+            missing = {name for name in tunable if name not in space and name not in space.fixed}
+            assert not missing, f"{hw.name}: tunable {sorted(missing)} not in the search space"

@@ -1,0 +1,88 @@
+"""Every type a plugin sees, in one module: a plugin imports this and nothing else of migpolicy.
+
+The hooks themselves are specified in :mod:`migpolicy.hookspecs`; their
+arguments and answers are the types here:
+
+* data: :data:`FOLIO_DTYPE` (one row per folio: size, page, epoch, nodes,
+  mapcount, tenant, flags, reason), :data:`REQUEST_DTYPE` (a placement
+  policy's page-level request), :data:`COST_DTYPE` (one cost row per folio or
+  batch), :data:`RESULT_DTYPE` (per folio: moved or failed, retries, when it
+  completed), :class:`BatchPlan`, :class:`Reason`;
+* stage answers: :class:`IsolateResult`, :data:`Accounting`, and the
+  :data:`Quote` a batch plugin may call to price engines;
+* registrations: :class:`CopyEngine`, :class:`Parameter`,
+  :class:`PlacementPolicyInfo` with :class:`PlacementPolicy`,
+  :class:`Epoch` and :class:`PlacementView`;
+* helpers every stage plugin needs: :func:`zero_costs`,
+  :func:`page_table_entries`, :func:`consecutive_batches`, and
+  :data:`hookimpl` to mark implementations.
+"""
+
+from __future__ import annotations
+
+from migpolicy.answers import Accounting, IsolateResult, Quote
+from migpolicy.costs import COST_DTYPE, CostTotals, zero_costs
+from migpolicy.engines import CopyEngine, Executor
+from migpolicy.errors import ConfigError, InputError, PluginError
+from migpolicy.folios import (
+    ASYNC_REASONS,
+    BUSY,
+    FAILED,
+    FOLIO_DTYPE,
+    MOVED,
+    PINNED,
+    PMD_MAPPED,
+    REQUEST_DTYPE,
+    RESULT_DTYPE,
+    BatchPlan,
+    Reason,
+    consecutive_batches,
+    make_folios,
+    page_table_entries,
+)
+from migpolicy.hardware.profile import Profile
+from migpolicy.hookspecs import hookimpl
+from migpolicy.params import Parameter
+from migpolicy.placement import (
+    Epoch,
+    PlacementPolicy,
+    PlacementPolicyInfo,
+    PlacementView,
+    empty_requests,
+)
+
+__all__ = [
+    "ASYNC_REASONS",
+    "BUSY",
+    "COST_DTYPE",
+    "FAILED",
+    "FOLIO_DTYPE",
+    "MOVED",
+    "PINNED",
+    "PMD_MAPPED",
+    "REQUEST_DTYPE",
+    "RESULT_DTYPE",
+    "Accounting",
+    "BatchPlan",
+    "ConfigError",
+    "CopyEngine",
+    "CostTotals",
+    "Epoch",
+    "Executor",
+    "InputError",
+    "IsolateResult",
+    "Parameter",
+    "PlacementPolicy",
+    "PlacementPolicyInfo",
+    "PlacementView",
+    "PluginError",
+    "Profile",
+    "Quote",
+    "Reason",
+    "consecutive_batches",
+    "empty_requests",
+    "hookimpl",
+    "make_folios",
+    "page_table_entries",
+    "zero_costs",
+]

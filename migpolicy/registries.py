@@ -1,0 +1,73 @@
+"""What the registration hooks declare, gathered and checked at the boundary.
+
+Copy engines, parameters and placement policies come from every plugin's
+answer to a registration hook; this module is the one place that asks, so a
+malformed answer is a :class:`PluginError` naming the plugin and hook, and two
+plugins claiming one name are caught here rather than deep in a replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pluggy
+
+from migpolicy.engines import CopyEngine
+from migpolicy.errors import PluginError
+from migpolicy.params import Parameter
+from migpolicy.placement import PlacementPolicyInfo
+
+__all__ = ["copy_engines", "declared_parameters", "placement_policies"]
+
+T = TypeVar("T")
+
+
+def _collect(pm: pluggy.PluginManager, hook: str, kind: type[T], what: str,
+             key: Callable[[T], str]) -> dict[str, T]:
+    """Every item the plugins answer ``hook`` with, by name; each answer checked."""
+    caller = getattr(pm.hook, hook)
+    out: dict[str, T] = {}
+    owner: dict[str, str] = {}
+    for impl in reversed(caller.get_hookimpls()):  # registration order
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        try:
+            answer: Any = impl.function()
+        except Exception as exc:
+            raise PluginError(f"plugin {impl.plugin_name!r} raised {type(exc).__name__} in "
+                              f"hook {hook}: {exc}") from exc
+        if answer is None:
+            continue
+        if isinstance(answer, str | bytes) or not hasattr(answer, "__iter__"):
+            raise PluginError(f"plugin {impl.plugin_name!r} answered {hook} with "
+                              f"{type(answer).__name__}; expected a sequence of {kind.__name__}")
+        for item in answer:
+            if not isinstance(item, kind):
+                raise PluginError(f"plugin {impl.plugin_name!r} answered {hook} with a "
+                                  f"{type(item).__name__}; expected {kind.__name__} objects")
+            name = key(item)
+            if name in out:
+                raise PluginError(f"plugins {owner[name]!r} and {impl.plugin_name!r} both "
+                                  f"register the {what} {name!r}")
+            out[name] = item
+            owner[name] = impl.plugin_name
+    return out
+
+
+def copy_engines(pm: pluggy.PluginManager) -> dict[str, CopyEngine]:
+    """Every registered copy engine by name."""
+    return _collect(pm, "migpolicy_copy_engines", CopyEngine, "copy engine",
+                    lambda e: e.name)
+
+
+def declared_parameters(pm: pluggy.PluginManager) -> list[Parameter]:
+    """Every parameter declared by the registered plugins, in registration order."""
+    return list(_collect(pm, "migpolicy_parameters", Parameter, "parameter",
+                         lambda p: p.name).values())
+
+
+def placement_policies(pm: pluggy.PluginManager) -> dict[str, PlacementPolicyInfo]:
+    """Every registered placement policy by name."""
+    return _collect(pm, "migpolicy_placement_policies", PlacementPolicyInfo,
+                    "placement policy", lambda p: p.name)
