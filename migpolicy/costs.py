@@ -54,11 +54,7 @@ class CostTotals:
     def of(cls, costs: np.ndarray) -> CostTotals:
         """Sum a cost array into totals."""
         columns = _columns(costs)
-        sums = {}
-        for f in fields(cls):
-            total = columns[f.name].sum()
-            sums[f.name] = float(total) if f.type == "float" else int(total)
-        return cls(**sums)
+        return cls(**{name: kind(columns[name].sum()) for name, kind in _KINDS})
 
     def __add__(self, other: CostTotals) -> CostTotals:
         return CostTotals(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -72,6 +68,9 @@ class CostTotals:
         """Plain dict for JSON output."""
         return asdict(self)
 
+
+#: (field, Python type) of every :class:`CostTotals` field, in order.
+_KINDS = tuple((f.name, float if f.type == "float" else int) for f in fields(CostTotals))
 
 #: Rows of a long cost array transposed at a time by :func:`_columns` (fits in L2).
 _BLOCK = 16384

@@ -159,14 +159,22 @@ def consecutive_batches(folios: np.ndarray, max_folios: int) -> np.ndarray:
     batch moves between one pair of nodes. Folios must be in epoch order.
     """
     n = len(folios)
-    epoch, src, dst = folios["epoch"], folios["src"], folios["dst"]
-    change = (epoch[1:] != epoch[:-1]) | (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
-    if not change.any():
-        return np.append(np.arange(0, n, max_folios, dtype=np.int64), n)
-    runs = np.concatenate(([0], np.flatnonzero(change) + 1))
-    run_start = np.repeat(runs, np.diff(np.append(runs, n)))
-    starts = np.flatnonzero((np.arange(n) - run_start) % max_folios == 0)
-    return np.append(starts, n).astype(np.int64)
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    epoch = folios["epoch"]
+    change = epoch[1:] != epoch[:-1]
+    for column in ("src", "dst"):
+        nodes = folios[column]
+        if nodes.min() != nodes.max():
+            change |= nodes[1:] != nodes[:-1]
+    runs = np.concatenate(([0], np.flatnonzero(change) + 1, [n])).astype(np.int64)
+    lengths = np.diff(runs)
+    if lengths.max() <= max_folios:
+        return runs
+    pieces = -(-lengths // max_folios)
+    first_piece = np.repeat(np.cumsum(pieces) - pieces, pieces)
+    starts = np.repeat(runs[:-1], pieces) + (np.arange(pieces.sum()) - first_piece) * max_folios
+    return np.append(starts, n)
 
 
 @dataclass(frozen=True)

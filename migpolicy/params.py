@@ -37,6 +37,9 @@ class Parameter:
 
     * ``hw_bounds(hw)`` narrows ``low``/``high`` to what a profile allows
       (threads, channels);
+    * ``applies(hw)`` says whether the parameter can matter on a profile
+      (spreading threads across LLC domains needs more than one); where it
+      cannot, the tuner leaves it at its default;
     * ``when`` makes the parameter count only under conditions, e.g.
       ``{"engine": ("mt",)}``: searched only in trials that choose ``mt``;
     * ``registry`` (``engine``, ``placement`` or ``demotion``) takes the
@@ -56,6 +59,7 @@ class Parameter:
                                                                        compare=False)
     when: Mapping[str, tuple] = field(default_factory=dict)
     registry: str = ""
+    applies: Callable[[Profile], bool] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("int", "float", "bool", "choice", "str"):

@@ -17,8 +17,9 @@ get independent reports and a failed call leaves nothing behind.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,18 +51,24 @@ __all__ = [
 #: The five stages, in order.
 STAGES = ("isolate", "batch", "copy", "remap", "account")
 
-@dataclass(frozen=True)
 class EpochCosts:
     """Costs per epoch: ``ids[i]`` is the epoch of row ``i`` of every array.
 
     ``stages``, ``engines`` and ``tenants`` map a stage, engine or tenant id to
-    one :data:`~migpolicy.costs.COST_DTYPE` row per epoch.
+    one :data:`~migpolicy.costs.COST_DTYPE` row per epoch. The tenant split is
+    computed when first asked for.
     """
 
-    ids: np.ndarray
-    stages: dict[str, np.ndarray]
-    engines: dict[str, np.ndarray]
-    tenants: dict[int, np.ndarray]
+    def __init__(self, ids: np.ndarray, stages: dict[str, np.ndarray],
+                 engines: dict[str, np.ndarray],
+                 tenants_of: Callable[[], dict[int, np.ndarray]]) -> None:
+        self.ids, self.stages, self.engines = ids, stages, engines
+        self._tenants_of = tenants_of
+
+    @functools.cached_property
+    def tenants(self) -> dict[int, np.ndarray]:
+        """Tenant id → one cost row per epoch (costs shared in a batch split by bytes)."""
+        return self._tenants_of()
 
     @property
     def wall_s(self) -> np.ndarray:
@@ -74,8 +81,9 @@ class Report:
     """Totals of one priced migration: per stage, per engine, per payer.
 
     ``results`` has one :data:`~migpolicy.folios.RESULT_DTYPE` row per
-    requested folio (in request order) and ``epochs`` the costs per epoch;
-    both are ``None`` for a report scaled from a sample (:func:`price_uniform`).
+    requested folio (in request order, computed when first asked for) and
+    ``epochs`` the costs per epoch; both are ``None`` for a report scaled from
+    a sample (:func:`price_uniform`).
     """
 
     hw: str
@@ -85,8 +93,14 @@ class Report:
     accounting: Accounting
     requested_folios: int
     pricing_s: dict[str, float] = field(default_factory=dict)
-    results: np.ndarray | None = None
     epochs: EpochCosts | None = None
+    results_of: Callable[[], np.ndarray] | None = field(default=None, repr=False,
+                                                        compare=False)
+
+    @functools.cached_property
+    def results(self) -> np.ndarray | None:
+        """Per requested folio: moved or failed, retries, completion time."""
+        return None if self.results_of is None else self.results_of()
 
     @property
     def total_s(self) -> float:
@@ -236,60 +250,35 @@ def run_pipeline(
         plan.n_batches,
         "migpolicy_remap",
     )
-    per_stage = {"isolate": iso_costs, "batch": batch_costs, "copy": copy_costs,
-                 "remap": remap_costs}
-    stages = {name: CostTotals.of(costs) for name, costs in per_stage.items()}
-    stages["account"] = CostTotals()
-    epoch_ids, epoch_of_folio = _epoch_index(epoch)
-    n_epochs = len(epoch_ids)
-    batch_epoch = (epoch_of_folio if everything else epoch_of_folio[isolated])[plan.bounds[:-1]]
     batch_level = (batch_costs, copy_costs, remap_costs)
-    by_tenant = _split_by_tenant(folios["tenant"], epoch_of_folio, n_epochs, iso_costs, plan,
-                                 batch_epoch, batch_level)
-    owned = {tenant: CostTotals.of(rows) for tenant, rows in by_tenant.items()}
-    if len(owned) == 1:  # one owner: the exact totals, not a sum of per-epoch splits
-        only = sum(stages.values(), CostTotals())
-        only.bytes, only.folios = stages["copy"].bytes, stages["copy"].folios
-        owned = {next(iter(owned)): only}
+    priced = _Priced(folios, iso_costs, isolated, plan, batch_level)
+    epoch_stages = {"isolate": priced.per_epoch_of_folios(iso_costs),
+                    "batch": priced.per_epoch_of_batches(batch_costs),
+                    "copy": priced.per_epoch_of_batches(copy_costs),
+                    "remap": priced.per_epoch_of_batches(remap_costs)}
+    stages = {name: CostTotals.of(rows) for name, rows in epoch_stages.items()}
+    stages["account"] = CostTotals()
+    owned = priced.owned(stages)
     accounting = stages_run.call("account", "migpolicy_account", owned=owned,
                                  initiator=initiator)
     if accounting is None:
         raise PluginError(
             f"no accounting plugin answers for account.policy={params.get('account.policy')!r}"
         )
-    epochs = EpochCosts(
-        ids=epoch_ids,
-        stages={
-            "isolate": _sum_by(epoch_of_folio, iso_costs, n_epochs),
-            **{name: _sum_by(batch_epoch, per_stage[name], n_epochs)
-               for name in ("batch", "copy", "remap")},
-        },
-        engines={name: _sum_by(batch_epoch[mask], copy_costs[mask], n_epochs)
-                 for name, mask in engine_masks.items()},
-        tenants=by_tenant,
-    )
+    epoch_engines = {name: priced.per_epoch_of_batches(copy_costs, mask)
+                     for name, mask in engine_masks.items()}
     return Report(
-        hw=getattr(hw, "name", str(hw)),
+        hw=hw.name,
         stages=stages,
-        engines={name: CostTotals.of(copy_costs[mask]) for name, mask in engine_masks.items()},
+        engines={name: CostTotals.of(rows) for name, rows in epoch_engines.items()},
         engine_workers=engine_workers,
         accounting=accounting,
         requested_folios=len(folios),
         pricing_s=stages_run.elapsed,
-        results=_results(epoch_of_folio, isolated, iso_costs, plan, batch_epoch, batch_level),
-        epochs=epochs,
+        epochs=EpochCosts(ids=priced.epoch_ids, stages=epoch_stages, engines=epoch_engines,
+                          tenants_of=priced.per_epoch_tenants),
+        results_of=priced.results,
     )
-
-
-def _epoch_index(epoch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct epochs (ascending) and, per folio, the row of its epoch."""
-    n = len(epoch)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    starts = np.empty(n, dtype=bool)
-    starts[0] = True
-    np.not_equal(epoch[1:], epoch[:-1], out=starts[1:])
-    return epoch[starts], np.cumsum(starts) - 1
 
 
 _FIELDS = tuple(COST_DTYPE.names)
@@ -297,43 +286,154 @@ _FIELDS = tuple(COST_DTYPE.names)
 _SPLIT = tuple(name for name in _FIELDS if name not in ("bytes", "folios"))
 
 
-def _sum_by(group: np.ndarray, costs: np.ndarray, n_groups: int) -> np.ndarray:
-    """Cost rows summed per group (``group[i]`` is the row ``costs[i]`` adds to)."""
-    out = zero_costs(n_groups)
-    if len(costs) == 0:
-        return out
-    for name in _FIELDS:
-        out[name] = np.bincount(group, weights=costs[name], minlength=n_groups)
+def _sum_runs(costs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Cost rows summed over contiguous runs beginning at ``starts`` (ascending, non-empty)."""
+    out = zero_costs(len(starts))
+    if len(starts):
+        for name in _FIELDS:
+            out[name] = np.add.reduceat(costs[name], starts)
     return out
 
 
-def _results(epoch_of_folio: np.ndarray, isolated: np.ndarray, iso_costs: np.ndarray,
-             plan: BatchPlan, batch_epoch: np.ndarray,
-             batch_level: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Per folio: moved or failed, retries, and when it completed within its epoch.
+class _Priced:
+    """The priced arrays of one pipeline run, summed per epoch and per tenant on demand.
 
-    Each epoch's migration runs from its start: first the folios that fail
-    isolation (each pays its isolate time), then the batches one after another,
-    each taking its folios' isolate time plus its batch, copy and remap time;
-    a folio completes when its batch does.
+    Folios come in epoch order and batches never span two epochs, so every
+    per-epoch sum is a sum over contiguous runs; per-folio results and
+    per-epoch tenant splits are computed only when a caller asks for them.
     """
-    n = len(isolated)
-    out = np.zeros(n, dtype=RESULT_DTYPE)
-    out["retries"] = iso_costs["retries"]
-    iso_wall = iso_costs["wall_s"]
-    n_epochs = int(epoch_of_folio[-1]) + 1 if n else 0
-    failed = ~isolated
-    fail_time = np.zeros(n_epochs)
-    if failed.any():
-        out["status"][failed] = FAILED
-        fail_epoch = epoch_of_folio[failed]
-        fail_time = np.bincount(fail_epoch, weights=iso_wall[failed], minlength=n_epochs)
-        out["done_s"][failed] = _within_groups(fail_epoch, iso_wall[failed])
-    if plan.n_batches:
-        duration = plan.per_batch(iso_wall[isolated]) + sum(c["wall_s"] for c in batch_level)
-        done = _within_groups(batch_epoch, duration) + fail_time[batch_epoch]
-        out["done_s"][isolated] = np.repeat(done, plan.nfolios)
-    return out
+
+    def __init__(self, folios: np.ndarray, iso_costs: np.ndarray, isolated: np.ndarray,
+                 plan: BatchPlan, batch_level: tuple[np.ndarray, ...]) -> None:
+        self.folios, self.iso_costs, self.isolated = folios, iso_costs, isolated
+        self.plan, self.batch_level = plan, batch_level
+        epoch = folios["epoch"]
+        n = len(epoch)
+        change = np.flatnonzero(epoch[1:] != epoch[:-1]) + 1 if n else np.zeros(0, np.int64)
+        self.folio_starts = np.concatenate(([0], change)) if n else change
+        self.epoch_ids = epoch[self.folio_starts]
+        first = plan.folios["epoch"][plan.bounds[:-1]]
+        self.batch_row = np.searchsorted(self.epoch_ids, first)
+
+    @property
+    def n_epochs(self) -> int:
+        return len(self.epoch_ids)
+
+    def per_epoch_of_folios(self, costs: np.ndarray) -> np.ndarray:
+        """Per-folio cost rows summed per epoch."""
+        return _sum_runs(costs, self.folio_starts)
+
+    def per_epoch_of_batches(self, costs: np.ndarray, mask: np.ndarray | None = None
+                             ) -> np.ndarray:
+        """Per-batch cost rows (of the batches in ``mask``) summed per epoch."""
+        rows = self.batch_row
+        if mask is not None:
+            costs, rows = costs[mask], rows[mask]
+        out = zero_costs(self.n_epochs)
+        if len(rows) == 0:
+            return out
+        starts = np.concatenate(([0], np.flatnonzero(rows[1:] != rows[:-1]) + 1))
+        out[rows[starts]] = _sum_runs(costs, starts)
+        return out
+
+    def owned(self, stages: Mapping[str, CostTotals]) -> dict[int, CostTotals]:
+        """What each tenant owns of the run's costs (for the accounting hook)."""
+        tenants = self.folios["tenant"]
+        if len(tenants) == 0:
+            return {}
+        if tenants.min() == tenants.max():  # one owner: the exact totals
+            only = sum(stages.values(), CostTotals())
+            only.bytes, only.folios = stages["copy"].bytes, stages["copy"].folios
+            return {int(tenants[0]): only}
+        return {tenant: CostTotals.of(rows)
+                for tenant, rows in self._split(np.zeros(len(tenants), np.int64), 1).items()}
+
+    def per_epoch_tenants(self) -> dict[int, np.ndarray]:
+        """Tenant → one cost row per epoch."""
+        epoch_of_folio = np.repeat(np.arange(self.n_epochs),
+                                   np.diff(np.append(self.folio_starts, len(self.folios))))
+        return self._split(epoch_of_folio, self.n_epochs)
+
+    def _split(self, group_of_folio: np.ndarray, n_groups: int) -> dict[int, np.ndarray]:
+        """Every cost split among the tenants owning the folios, per group, by bytes.
+
+        Folio-level (isolate) costs go to the folio's tenant; batch-level costs
+        are shared by the tenants in the batch by their bytes in it; ``bytes``
+        and ``folios`` count what each tenant moved. ``group_of_folio`` maps
+        each folio to a group (its epoch row, or 0 for totals).
+        """
+        plan, tenants = self.plan, self.folios["tenant"]
+        ids, inverse = _tenant_index(tenants)
+        nt = len(ids)
+        cells = n_groups * nt
+        out = zero_costs(cells)
+        folio_cell = group_of_folio * nt + inverse
+        for name in _SPLIT:
+            column = self.iso_costs[name]
+            if column.any():  # most folio-level columns are zero (no engine, no retries)
+                out[name] = np.bincount(folio_cell, weights=column, minlength=cells)
+        if plan.n_batches:
+            every = len(plan.folios) == len(tenants)
+            batch_group = (group_of_folio if every else group_of_folio[self.isolated])[
+                plan.bounds[:-1]]
+            cell = plan.batch_of_folio() * nt + (inverse if every else inverse[self.isolated])
+            size = plan.folios["size"]
+            owned = np.bincount(cell, weights=size, minlength=plan.n_batches * nt)
+            count = np.bincount(cell, minlength=plan.n_batches * nt)
+            fraction = owned.reshape(plan.n_batches, nt) / np.maximum(plan.nbytes, 1)[:, None]
+            batch_cells = (batch_group[:, None] * nt + np.arange(nt)[None, :]).ravel()
+            for name in _SPLIT:
+                per_batch = sum(c[name] for c in self.batch_level).astype(np.float64)
+                share = np.bincount(batch_cells, weights=(per_batch[:, None] * fraction).ravel(),
+                                    minlength=cells)
+                out[name] += share.astype(out[name].dtype)
+            out["bytes"] = np.bincount(batch_cells, weights=owned, minlength=cells)
+            out["folios"] = np.bincount(batch_cells, weights=count, minlength=cells)
+        return {int(tenant): out[i::nt].copy() for i, tenant in enumerate(ids)}
+
+    def results(self) -> np.ndarray:
+        """Per folio: moved or failed, retries, and when it completed within its epoch.
+
+        Each epoch's migration runs from its start: first the folios that fail
+        isolation (each pays its isolate time), then the batches one after
+        another, each taking its folios' isolate time plus its batch, copy and
+        remap time; a folio completes when its batch does.
+        """
+        n, isolated, plan = len(self.folios), self.isolated, self.plan
+        iso_wall = self.iso_costs["wall_s"]
+        out = np.zeros(n, dtype=RESULT_DTYPE)
+        out["retries"] = self.iso_costs["retries"]
+        fail_time = np.zeros(self.n_epochs)
+        failed = ~isolated
+        if failed.any():
+            epoch_of_folio = np.repeat(np.arange(self.n_epochs),
+                                       np.diff(np.append(self.folio_starts, n)))
+            out["status"][failed] = FAILED
+            fail_epoch = epoch_of_folio[failed]
+            fail_time = np.bincount(fail_epoch, weights=iso_wall[failed],
+                                    minlength=self.n_epochs)
+            out["done_s"][failed] = _within_groups(fail_epoch, iso_wall[failed])
+        if plan.n_batches:
+            duration = plan.per_batch(iso_wall if len(plan.folios) == n else iso_wall[isolated])
+            duration += sum(c["wall_s"] for c in self.batch_level)
+            done = _within_groups(self.batch_row, duration) + fail_time[self.batch_row]
+            out["done_s"][isolated] = np.repeat(done, plan.nfolios)
+        return out
+
+
+def _tenant_index(tenants: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct tenant ids (ascending) and, per folio, the position of its tenant.
+
+    Tenant ids are cgroup ids, usually a small range: counted directly then,
+    sorted only when the range is wide.
+    """
+    low, high = int(tenants.min()), int(tenants.max())
+    if high - low > 4 * len(tenants) + 1024:
+        return np.unique(tenants, return_inverse=True)
+    offset = tenants - low
+    present = np.bincount(offset, minlength=high - low + 1) > 0
+    position = np.cumsum(present) - 1
+    return np.flatnonzero(present) + low, position[offset]
 
 
 def _within_groups(group: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -342,52 +442,6 @@ def _within_groups(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
     before = np.concatenate(([0.0], total[starts[1:] - 1]))
     return total - np.repeat(before, np.diff(np.append(starts, len(values))))
-
-
-def _split_by_tenant(
-    tenants: np.ndarray,
-    epoch_of_folio: np.ndarray,
-    n_epochs: int,
-    iso_costs: np.ndarray,
-    plan: BatchPlan,
-    batch_epoch: np.ndarray,
-    batch_level: tuple[np.ndarray, ...],
-) -> dict[int, np.ndarray]:
-    """Every cost split among the tenants owning the folios, per epoch, by bytes.
-
-    Folio-level (isolate) costs go to the folio's tenant; batch-level costs are
-    shared by the tenants in the batch by their bytes in it; ``bytes`` and
-    ``folios`` count what each tenant moved. Returns tenant → one cost row per
-    epoch.
-    """
-    if len(tenants) == 0:
-        return {}
-    ids, inverse = np.unique(tenants, return_inverse=True)
-    nt = len(ids)
-    cells = n_epochs * nt
-    out_cells = zero_costs(cells)
-    folio_cell = epoch_of_folio * nt + inverse
-    for name in _SPLIT:
-        out_cells[name] = np.bincount(folio_cell, weights=iso_costs[name], minlength=cells)
-    if plan.n_batches:
-        batch_of_folio = plan.batch_of_folio()
-        pos = np.searchsorted(ids, plan.folios["tenant"])
-        if nt == 1:
-            fraction = np.ones((plan.n_batches, 1))
-        else:
-            owned = np.bincount(batch_of_folio * nt + pos, weights=plan.folios["size"],
-                                minlength=plan.n_batches * nt).reshape(plan.n_batches, nt)
-            fraction = owned / np.maximum(plan.nbytes, 1)[:, None]
-        batch_cells = (batch_epoch[:, None] * nt + np.arange(nt)[None, :]).ravel()
-        for name in _SPLIT:
-            per_batch = sum(costs[name] for costs in batch_level).astype(np.float64)
-            out_cells[name] += np.bincount(batch_cells, weights=(per_batch[:, None] * fraction)
-                                           .ravel(), minlength=cells).astype(out_cells[name].dtype)
-        moved_cell = batch_epoch[batch_of_folio] * nt + pos
-        out_cells["bytes"] = np.bincount(moved_cell, weights=plan.folios["size"],
-                                         minlength=cells)
-        out_cells["folios"] = np.bincount(moved_cell, minlength=cells)
-    return {int(tenant): out_cells[i::nt].copy() for i, tenant in enumerate(ids)}
 
 
 def price_uniform(

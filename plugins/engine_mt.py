@@ -27,9 +27,11 @@ PARAMETERS = (
               "may use)", low=1, high=1024, hw_bounds=lambda hw: (1, max_threads(hw)),
               when=_USES_MT),
     Parameter("mt.placement", "spread", "choice", "spread workers across LLC domains, or fill "
-              "one domain first", choices=PLACEMENTS, when=_USES_MT),
+              "one domain first", choices=PLACEMENTS, when=_USES_MT,
+              applies=lambda hw: any(node["ccds"] > 1 for node in hw.cpu_nodes)),
     Parameter("mt.side", "push", "choice", "workers on the source node (push) or the "
-              "destination node (pull)", choices=SIDES, when=_USES_MT),
+              "destination node (pull)", choices=SIDES, when=_USES_MT,
+              applies=lambda hw: len(hw.cpu_nodes) > 1),
     Parameter("system.load", 0.0, "float", "fraction of CPUs busy with other work; threads "
               "beyond the free ones time-share", low=0.0, high=0.99, tunable=False),
 )

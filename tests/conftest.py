@@ -3,6 +3,11 @@
 Every test runs with ``MIGPOLICY_PROFILE_DIR`` pointing at an empty directory
 and without the plugin environment variables, so profiles calibrated by the
 user or a plugin allow-list of the shell never change what a test sees.
+
+The session also records which hooks migpolicy's own code calls (a call made
+from a module of the ``migpolicy`` package, not from a test), for the
+meta-test in ``test_docs.py`` that every hook is exercised through migpolicy;
+that test runs last.
 """
 
 from __future__ import annotations
@@ -21,6 +26,34 @@ import pytest
 from migpolicy.context import Context, build_context
 from migpolicy.plugin_manager import get_plugin_manager
 from migpolicy.plugins.profiles import shipped_dir
+
+#: Hook names called from migpolicy's own modules during this session.
+HOOKS_CALLED: set[str] = set()
+#: Test files collected in this session (the meta-test needs the whole suite).
+COLLECTED_FILES: set[Path] = set()
+LAST_TESTS = ("test_every_hook_is_called_through_migpolicy",)
+
+
+def _recording(method: Callable) -> Callable:
+    def record(self: pluggy.HookCaller, *args: Any, **kwargs: Any) -> Any:
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller.startswith("migpolicy.") and self.name.startswith("migpolicy_"):
+            HOOKS_CALLED.add(self.name)
+        return method(self, *args, **kwargs)
+
+    return record
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.migpolicy_hooks_called = HOOKS_CALLED  # read by the meta-test
+    config.migpolicy_collected_files = COLLECTED_FILES
+    pluggy.HookCaller.__call__ = _recording(pluggy.HookCaller.__call__)
+    pluggy.HookCaller.get_hookimpls = _recording(pluggy.HookCaller.get_hookimpls)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    COLLECTED_FILES.update(Path(item.path).resolve() for item in items)
+    items.sort(key=lambda item: item.name in LAST_TESTS)
 
 
 @pytest.fixture(autouse=True)

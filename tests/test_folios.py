@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -9,11 +11,18 @@ from hypothesis import strategies as st
 
 from migpolicy.costs import zero_costs
 from migpolicy.folios import (
+    ASYNC_REASONS,
     BUSY,
+    FAILED,
     FOLIO_DTYPE,
+    MOVED,
     PINNED,
     PMD_MAPPED,
+    REQUEST_DTYPE,
+    RESULT_DTYPE,
     BatchPlan,
+    Reason,
+    consecutive_batches,
     make_folios,
     page_table_entries,
 )
@@ -41,6 +50,39 @@ def test_make_folios_fills_every_field() -> None:
     assert (folios["src"] == 2).all() and (folios["dst"] == 3).all()
     assert (folios["tenant"] == 9).all() and (folios["mapcount"] == 4).all()
     assert (folios["flags"] == 0).all()
+    # no page named, epoch 0, a move_pages(2) call unless told otherwise
+    assert (folios["page"] == -1).all() and (folios["epoch"] == 0).all()
+    assert (folios["reason"] == Reason.SYSCALL).all()
+    demoted = make_folios(4 * KIB, 2, reason=Reason.DEMOTION)
+    assert (demoted["reason"] == Reason.DEMOTION).all()
+
+
+#: include/linux/migrate_mode.h, enum migrate_reason (MR_DAMON: DAMOS migrate_hot/cold).
+KERNEL_MIGRATE_REASONS = ["MR_COMPACTION", "MR_MEMORY_FAILURE", "MR_MEMORY_HOTPLUG",
+                          "MR_SYSCALL", "MR_MEMPOLICY_MBIND", "MR_NUMA_MISPLACED",
+                          "MR_CONTIG_RANGE", "MR_LONGTERM_PIN", "MR_DEMOTION", "MR_DAMON"]
+
+
+def test_reasons_are_the_kernels_migrate_reason() -> None:
+    assert [f"MR_{r.name}" for r in sorted(Reason)] == KERNEL_MIGRATE_REASONS
+    assert [int(r) for r in sorted(Reason)] == list(range(len(KERNEL_MIGRATE_REASONS)))
+    # the folio and request rows hold every reason
+    assert np.iinfo(FOLIO_DTYPE["reason"]).max >= max(Reason)
+    assert np.iinfo(REQUEST_DTYPE["reason"]).max >= max(Reason)
+
+
+def test_asynchronous_reasons_are_the_kernel_threads() -> None:
+    # kcompactd, kswapd and kdamond migrate on their own; the others run in the task asking
+    assert ASYNC_REASONS == {Reason.COMPACTION, Reason.DEMOTION, Reason.DAMON}
+
+
+def test_request_and_result_rows() -> None:
+    assert set(REQUEST_DTYPE.names) == {"page", "dst", "reason"}
+    assert set(RESULT_DTYPE.names) == {"status", "retries", "done_s"}
+    assert MOVED != FAILED
+    assert {"page", "epoch", "reason"} <= set(FOLIO_DTYPE.names)
+    # a page index beyond 2**32 pages (16 TiB of 4 KiB pages) fits
+    assert np.iinfo(FOLIO_DTYPE["page"]).max > 1 << 40
 
 
 def test_only_pmd_sized_folios_are_pmd_mapped() -> None:
@@ -161,3 +203,45 @@ def test_select_partitions_folios(sizes: list[int], data: st.DataObject) -> None
     assert ids.tolist() == list(range(len(folios)))
     assert chosen.nfolios.tolist() == plan.nfolios[mask].tolist()
     assert int(chosen.nbytes.sum() + rest.nbytes.sum()) == int(folios["size"].sum())
+
+
+# -- consecutive batches ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "most", "bounds"),
+    [(0, 512, [0]), (1, 512, [0, 1]), (512, 512, [0, 512]), (513, 512, [0, 512, 513]),
+     (1025, 512, [0, 512, 1024, 1025]), (3, 1, [0, 1, 2, 3])],
+)
+def test_consecutive_batches_of_one_run(n: int, most: int, bounds: list[int]) -> None:
+    assert consecutive_batches(make_folios(4 * KIB, n), most).tolist() == bounds
+
+
+def test_consecutive_batches_end_at_epochs_and_node_pairs() -> None:
+    folios = make_folios(4 * KIB, 7)
+    folios["epoch"] = [0, 0, 0, 5, 5, 5, 5]
+    folios["src"] = [0, 0, 0, 0, 1, 1, 0]
+    folios["dst"] = [1, 1, 1, 1, 0, 0, 1]
+    assert consecutive_batches(folios, 2).tolist() == [0, 2, 3, 4, 6, 7]
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from([(0, 1), (1, 0), (1, 2)])),
+                max_size=300),
+       st.integers(min_value=1, max_value=64))
+def test_consecutive_batches_properties(rows: list, most: int) -> None:
+    rows = sorted(rows, key=lambda r: r[0])  # folios come in epoch order
+    folios = make_folios(4 * KIB, len(rows))
+    folios["epoch"] = [e for e, _ in rows]
+    folios["src"] = [s for _, (s, _) in rows]
+    folios["dst"] = [d for _, (_, d) in rows]
+    bounds = consecutive_batches(folios, most)
+    assert bounds.dtype == np.int64
+    assert bounds[0] == 0 and bounds[-1] == len(rows)
+    sizes = np.diff(bounds)
+    assert ((sizes >= 1) & (sizes <= most)).all()
+    keys = [(e, s, d) for e, (s, d) in rows]
+    for start, stop in itertools.pairwise(bounds):
+        assert len(set(keys[start:stop])) == 1
+    # the fewest batches: each run of one epoch and node pair in ceil(run / most) batches
+    runs = [len(list(group)) for _, group in itertools.groupby(keys)]
+    assert len(sizes) == sum(-(-run // most) for run in runs)

@@ -1,8 +1,10 @@
-"""Every hook of the contract, exercised through a plugin manager with small test plugins.
+"""Every hook of the contract, called through migpolicy code with small test plugins.
 
-Stage hooks: a plugin overrides the kernel default by returning a result and
-declines by returning ``None`` (firstresult). Registration and tuning hooks:
-every plugin's answer counts.
+Stage hooks are reached through :func:`run_pipeline` and :class:`Context`:
+a plugin overrides a kernel default by answering and declines with ``None``;
+what it answers must show up in the report as hand-computed here.
+Registration hooks are reached through ``build_context``, the registries and
+the profile registry; the tuning hook through ``build_space``.
 """
 
 from __future__ import annotations
@@ -14,21 +16,29 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
+from optuna.distributions import CategoricalDistribution, IntDistribution
 
-from migpolicy.context import build_context, copy_engines, declared_parameters
-from migpolicy.costs import zero_costs
-from migpolicy.engines import CopyEngine
+from migpolicy.context import build_context
+from migpolicy.contract import (
+    BatchPlan,
+    CopyEngine,
+    IsolateResult,
+    Parameter,
+    PlacementPolicy,
+    PlacementPolicyInfo,
+    consecutive_batches,
+    make_folios,
+    zero_costs,
+)
 from migpolicy.errors import ConfigError, InputError, PluginError
-from migpolicy.folios import FOLIO_DTYPE, make_folios
 from migpolicy.hardware.registry import find_profile, list_profiles
 from migpolicy.hookspecs import hookimpl
-from migpolicy.params import Parameter, resolve, suggest
-from migpolicy.pipeline import IsolateResult, price_uniform, run_pipeline
 from migpolicy.plugin_manager import call_hook, get_plugin_manager
-from migpolicy.plugins.engine_dma import max_channels
-from migpolicy.plugins.kernel_batch import plan_batches
+from migpolicy.registries import copy_engines
+from migpolicy.tuning.space import build_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+US = 1e-6
 
 
 @pytest.fixture
@@ -37,118 +47,24 @@ def pm():
     return get_plugin_manager(entry_points=False)
 
 
-@pytest.fixture
-def hw(pm):
-    return find_profile(pm, None)
+def _mixed_folios() -> np.ndarray:
+    """Ten 64 KiB folios; the first three belong to tenant 7, the rest to tenant 0."""
+    folios = make_folios(65536, 10)
+    folios["tenant"][:3] = 7
+    folios["page"] = np.arange(10)
+    return folios
 
 
-def _params(pm, **given: Any) -> dict[str, Any]:
-    return resolve(declared_parameters(pm), given)
-
-
-# -- placement policy ---------------------------------------------------------------
-
-WINDOW_DTYPE = np.dtype([("page", np.int64), ("accesses", np.int64), ("node", np.int16),
-                         ("tenant", np.int32)])
-
-
-class HotPromoter:
-    """Promotes pages on the slow node (1) with at least ``hot`` accesses, within capacity."""
-
-    def __init__(self, hot: int) -> None:
-        self.hot = hot
-
-    @hookimpl
-    def migpolicy_select_migrations(self, window, state):
-        hot = window[(window["node"] == 1) & (window["accesses"] >= self.hot)]
-        if len(hot) == 0:
-            return None
-        hot = hot[np.argsort(-hot["accesses"], kind="stable")][: state["free"][0]]
-        folios = make_folios(4096, len(hot), src=1, dst=0)
-        folios["tenant"] = hot["tenant"]
-        return folios
-
-
-class Recorder:
-    """Declines (or answers ``answer``) and counts its calls."""
-
-    def __init__(self, answer: Any = None) -> None:
-        self.calls = 0
-        self.answer = answer
-
-    def __call__(self) -> Any:
-        self.calls += 1
-        return self.answer
-
-
-class TryFirstDecliner:
-    def __init__(self) -> None:
-        self.seen = Recorder()
-
-    @hookimpl(tryfirst=True)
-    def migpolicy_select_migrations(self, window, state, params):
-        return self.seen()
-
-
-class TryLastFallback:
-    def __init__(self) -> None:
-        self.seen = Recorder(np.zeros(0, dtype=FOLIO_DTYPE))
-
-    @hookimpl(trylast=True)
-    def migpolicy_select_migrations(self):
-        return self.seen()
-
-
-def _window() -> np.ndarray:
-    window = np.zeros(6, dtype=WINDOW_DTYPE)
-    window["page"] = np.arange(6)
-    window["accesses"] = [50, 3, 90, 70, 0, 60]
-    window["node"] = [1, 1, 1, 0, 1, 1]
-    window["tenant"] = [1, 1, 2, 2, 3, 3]
-    return window
-
-
-def test_select_migrations_first_answer_wins(pm, hw) -> None:
-    first, last = TryFirstDecliner(), TryLastFallback()
-    for name, plugin in (("first", first), ("policy", HotPromoter(hot=40)), ("last", last)):
-        pm.register(plugin, name=name)
-    state = {"free": {0: 2, 1: 100}}
-    params = _params(pm)
-    requests = call_hook(pm, "migpolicy_select_migrations", window=_window(), state=state,
-                         params=params)
-    assert (first.seen.calls, last.seen.calls) == (1, 0)
-    assert requests.dtype == FOLIO_DTYPE
-    assert requests["tenant"].tolist() == [2, 3]  # the two hottest slow pages fit
-    assert set(requests["src"]) == {1} and set(requests["dst"]) == {0}
-    report = run_pipeline(pm, requests, hw, params)
-    assert report.folios == 2 and report.bytes == 2 * 4096
-    assert set(report.accounting) == {"0"}
-
-
-def test_select_migrations_falls_through_when_policies_decline(pm) -> None:
-    last = TryLastFallback()
-    pm.register(HotPromoter(hot=1000), name="policy")
-    pm.register(last, name="last")
-    requests = call_hook(pm, "migpolicy_select_migrations", window=_window(),
-                         state={"free": {0: 2}}, params=_params(pm))
-    assert last.seen.calls == 1 and len(requests) == 0
-
-
-def test_select_migrations_without_a_policy_is_none(pm) -> None:
-    assert call_hook(pm, "migpolicy_select_migrations", window=_window(), state={},
-                     params=_params(pm)) is None
-
-
-# -- stage hooks: override by answering, decline with None --------------------------------
+# -- stage hooks: override by answering, decline with None ----------------------------------------
 
 
 class FrozenCgroup:
-    """Isolation fails for every folio of tenant 7 (its cgroup is frozen)."""
+    """Isolation fails for every folio of tenant 7 (its cgroup is frozen); 1 µs per folio."""
 
     @hookimpl
-    def migpolicy_isolate(self, folios, hw):
+    def migpolicy_isolate(self, folios):
         costs = zero_costs(len(folios))
-        costs["wall_s"] = costs["cpu_s"] = 1e-6
+        costs["wall_s"] = costs["cpu_s"] = US
         costs["folios"] = 1
         frozen = folios["tenant"] == 7
         costs["failures"] = frozen
@@ -156,23 +72,29 @@ class FrozenCgroup:
 
 
 class QuadBatches:
-    """Batches of four folios, each copied by mt with three threads."""
+    """Batches of four folios, each copied by mt with three threads; 1 µs of set-up each."""
 
     @hookimpl
-    def migpolicy_batch(self, folios, hw):
-        return plan_batches(folios, hw, ("mt",), 0, 3, 4)
+    def migpolicy_batch(self, folios):
+        bounds = consecutive_batches(folios, 4)
+        nb = len(bounds) - 1
+        overhead = zero_costs(nb)
+        overhead["wall_s"] = overhead["cpu_s"] = US
+        return BatchPlan(folios=folios, bounds=bounds, engines=("mt",),
+                         engine=np.zeros(nb, dtype=np.int64), workers=np.full(nb, 3),
+                         overhead=overhead)
 
 
 class FixedRemap:
     @hookimpl
     def migpolicy_remap(self, batches):
         rows = zero_costs(batches.n_batches)
-        rows["wall_s"] = rows["cpu_s"] = 2e-6
+        rows["wall_s"] = rows["cpu_s"] = 2 * US
         return rows
 
 
 class CpuOverride:
-    """Claims the cpu engine's batches before the built-in does, or declines them all."""
+    """Claims the cpu engine's batches before the built-in does (5 µs each), or declines."""
 
     def __init__(self, claim: bool) -> None:
         self.claim = claim
@@ -182,7 +104,7 @@ class CpuOverride:
         if not self.claim or engine != "cpu":
             return None
         rows = zero_costs(batches.n_batches)
-        rows["wall_s"] = rows["cpu_s"] = 5e-6
+        rows["wall_s"] = rows["cpu_s"] = 5 * US
         rows["bytes"], rows["folios"] = batches.nbytes, batches.nfolios
         return rows
 
@@ -196,73 +118,161 @@ class RootPays:
                          "engine_s": 0.0}}
 
 
-def _mixed_folios() -> np.ndarray:
-    folios = make_folios(65536, 10)
-    folios["tenant"][:3] = 7
-    return folios
-
-
-def test_isolate_override_fails_folios(pm, hw) -> None:
+def test_isolate_override_fails_folios(pm) -> None:
     pm.register(FrozenCgroup(), name="frozen")
-    report = run_pipeline(pm, _mixed_folios(), hw, _params(pm))
+    report = build_context(pm=pm).price(_mixed_folios())
     assert report.stages["isolate"].failures == 3
-    assert report.stages["isolate"].wall_s == pytest.approx(10e-6)
+    assert report.stages["isolate"].wall_s == pytest.approx(10 * US)
     assert report.folios == 7 and report.requested_folios == 10
+    assert report.results["status"].tolist() == [1, 1, 1] + [0] * 7
+    assert report.bytes == 7 * 65536
 
 
-def test_batch_override_chooses_engine_and_workers(pm, hw) -> None:
+def test_batch_override_chooses_engine_and_workers(pm) -> None:
     pm.register(QuadBatches(), name="quads")
-    report = run_pipeline(pm, _mixed_folios(), hw, _params(pm, engine="cpu"))
+    report = build_context(pm=pm, params={"engine": "cpu"}).price(_mixed_folios())
     assert list(report.engines) == ["mt"] and report.engine_workers == {"mt": [3]}
-    assert report.stages["batch"].wall_s == pytest.approx(3 * hw.p("stages.batch.batch_ns") * 1e-9)
+    assert report.stages["batch"].wall_s == pytest.approx(3 * US)  # batches of 4, 4, 2
+    done = report.results["done_s"]
+    assert done[0] == done[3] < done[4] == done[7] < done[8] == done[9]
 
 
-def test_copy_override_and_decline(pm, hw) -> None:
-    params = _params(pm)
-    builtin = run_pipeline(pm, _mixed_folios(), hw, params)
+class QuotingBatch:
+    """Puts every batch on the engine whose quoted copy is fastest; records what it saw."""
+
+    def __init__(self) -> None:
+        self.engines: tuple[str, ...] = ()
+        self.quotes: dict[str, np.ndarray] = {}
+
+    @hookimpl(tryfirst=True)
+    def migpolicy_batch(self, folios, hw, engines, quote):
+        self.engines = tuple(sorted(engines))
+        bounds = consecutive_batches(folios, 512)
+        nb = len(bounds) - 1
+        usable = [n for n in self.engines if engines[n].max_workers(hw) >= 1]
+        for name in usable:
+            one = BatchPlan(folios=folios, bounds=bounds, engines=(name,),
+                            engine=np.zeros(nb, dtype=np.int64),
+                            workers=np.ones(nb, dtype=np.int64), overhead=zero_costs(nb))
+            self.quotes[name] = quote(one, name)
+        walls = np.array([self.quotes[n]["wall_s"] for n in usable])
+        return BatchPlan(folios=folios, bounds=bounds, engines=tuple(usable),
+                         engine=walls.argmin(axis=0), workers=np.ones(nb, dtype=np.int64),
+                         overhead=zero_costs(nb))
+
+
+def test_batch_gets_every_engine_and_a_quote_matching_the_copy_stage(pm) -> None:
+    spy = QuotingBatch()
+    pm.register(spy, name="quoting")
+    run = build_context(pm=pm, hw="gh200")
+    report = run.price(make_folios(2 << 20, 1500, pmd_size=run.hw.pmd_size))
+    assert spy.engines == tuple(sorted(copy_engines(pm)))
+    (chosen,) = report.engines  # one size, one node pair: every batch picks the same engine
+    quoted = spy.quotes[chosen]
+    assert report.stages["copy"].wall_s == pytest.approx(quoted["wall_s"].sum(), rel=1e-12)
+    assert all(report.engines[chosen].wall_s <= s["wall_s"].sum() * (1 + 1e-12)
+               for s in spy.quotes.values())
+
+
+def test_copy_override_and_decline(pm) -> None:
+    run = build_context(pm=pm)
+    builtin = run.price(_mixed_folios())
     pm.register(CpuOverride(claim=False), name="decliner")
-    declined = run_pipeline(pm, _mixed_folios(), hw, params)
+    declined = build_context(pm=pm).price(_mixed_folios())
     assert declined.stages["copy"] == builtin.stages["copy"]
     pm.register(CpuOverride(claim=True), name="claimer")
-    claimed = run_pipeline(pm, _mixed_folios(), hw, params)
-    assert claimed.stages["copy"].wall_s == pytest.approx(5e-6)
+    claimed = build_context(pm=pm).price(_mixed_folios())
+    assert claimed.stages["copy"].wall_s == pytest.approx(5 * US)  # one batch of ten
     assert claimed.stages["copy"].bytes == builtin.stages["copy"].bytes
 
 
-def test_remap_override(pm, hw) -> None:
+class CountingCopy:
+    """A copy engine that loads an expensive model once per run context, into ``cache``."""
+
+    def __init__(self) -> None:
+        self.loads = 0
+
+    @hookimpl
+    def migpolicy_copy_engines(self):
+        return (CopyEngine("counted", "loads a model once", "thread", lambda hw: 1,
+                           modelled_only="test engine"),)
+
+    @hookimpl
+    def migpolicy_copy(self, batches, engine, cache):
+        if engine != "counted":
+            return None
+        if "counted.model" not in cache:
+            self.loads += 1
+            cache["counted.model"] = 1e-9  # seconds per byte
+        rows = zero_costs(batches.n_batches)
+        rows["wall_s"] = rows["cpu_s"] = batches.nbytes * cache["counted.model"]
+        rows["bytes"], rows["folios"] = batches.nbytes, batches.nfolios
+        return rows
+
+
+def test_copy_cache_lives_as_long_as_the_context(pm) -> None:
+    engine = CountingCopy()
+    pm.register(engine, name="counted")
+    run = build_context(pm=pm, params={"engine": "counted"})
+    for count in (1, 600, 2000):
+        report = run.price_uniform(4096, count)
+        assert report.stages["copy"].wall_s == pytest.approx(count * 4096e-9)
+    run.price(_mixed_folios())
+    assert engine.loads == 1
+    build_context(pm=pm, params={"engine": "counted"}).price(_mixed_folios())
+    assert engine.loads == 2  # a new context starts with an empty cache
+
+
+def test_remap_override(pm) -> None:
     pm.register(FixedRemap(), name="remap")
-    report = price_uniform(pm, 4096, 1030, hw, _params(pm))
-    assert report.stages["remap"].wall_s == pytest.approx(3 * 2e-6)  # batches 512, 512, 6
+    report = build_context(pm=pm).price_uniform(4096, 1030)
+    assert report.stages["remap"].wall_s == pytest.approx(3 * 2 * US)  # batches 512, 512, 6
 
 
-def test_account_override(pm, hw) -> None:
-    params = _params(pm, **{"account.policy": "split"})
-    split = run_pipeline(pm, _mixed_folios(), hw, params)
+def test_account_override(pm) -> None:
+    params = {"account.policy": "split"}
+    split = build_context(pm=pm, params=params).price(_mixed_folios())
     assert set(split.accounting) == {"0", "7"}
     pm.register(RootPays(), name="root")
-    report = run_pipeline(pm, _mixed_folios(), hw, params)
+    report = build_context(pm=pm, params=params).price(_mixed_folios())
     assert set(report.accounting) == {"root"}
     total_cpu = sum(stage.cpu_s for stage in report.stages.values())
     assert report.accounting["root"]["cpu_s"] == pytest.approx(total_cpu)
 
 
-# -- registration hooks ------------------------------------------------------------------
+def test_no_accounting_answer_is_a_plugin_error(pm) -> None:
+    class Declines:
+        @hookimpl(tryfirst=True)
+        def migpolicy_account(self):
+            return None
+
+    run = build_context(pm=pm)
+    pm.unregister(name="account")
+    pm.register(Declines(), name="declines")
+    with pytest.raises(PluginError, match=r"no accounting plugin answers for "
+                                          r"account\.policy='initiator'"):
+        run.price(_mixed_folios())
+
+
+# -- registration hooks ---------------------------------------------------------------------------
 
 
 class KnobPlugin:
-    """Declares one parameter and searches it with a bound from the hardware."""
+    """Declares a tunable knob, a fixed mode, and narrows the knob to the profile's nodes."""
 
     PARAMETERS = (Parameter("test.knob", 4, "int", "a knob", low=1, high=64),
                   Parameter("test.mode", "a", "choice", "a mode", choices=("a", "b"),
-                        tunable=False))
+                            tunable=False),
+                  Parameter("test.gain", "x", "choice", "only for the mt engine",
+                            choices=("x", "y"), when={"engine": ("mt",)}))
 
     @hookimpl
     def migpolicy_parameters(self):
         return self.PARAMETERS
 
     @hookimpl
-    def migpolicy_search_space(self, trial, hw):
-        return suggest(trial, self.PARAMETERS, {"test.knob": (1, len(hw.nodes))})
+    def migpolicy_search_space(self, space, hw):
+        return {"test.knob": IntDistribution(1, len(hw.nodes))}
 
 
 def test_parameters_are_resolved_and_checked(pm) -> None:
@@ -277,32 +287,85 @@ def test_parameters_are_resolved_and_checked(pm) -> None:
         build_context(pm=pm, params={"test.knb": 3})
 
 
-def test_search_space_with_a_real_trial(pm) -> None:
+def test_search_space_hook_narrows_the_declared_space(pm) -> None:
     pm.register(KnobPlugin(), name="knob")
-    declared = declared_parameters(pm)
     for hw in list_profiles(pm).values():
-        trial = optuna.create_study().ask()
-        answers = call_hook(pm, "migpolicy_search_space", trial=trial, hw=hw)
-        keys = [key for answer in answers for key in answer]
-        assert len(keys) == len(set(keys)), f"{hw.name}: two plugins search one parameter"
-        space = {key: value for answer in answers for key, value in answer.items()}
-        assert space == trial.params
-        assert 1 <= space["test.knob"] <= len(hw.nodes) and "test.mode" not in space
-        assert {"batch.max_folios", "mt.placement", "dma.channels"} <= set(space)
-        assert space["dma.channels"] <= max(1, max_channels(hw))
-        resolve(declared, space, f"search space on {hw.name}")
+        space = build_space(pm, hw)
+        assert space.distributions["test.knob"] == IntDistribution(1, len(hw.nodes))
+        assert "test.mode" not in space  # not tunable
+        assert space.distributions["test.gain"] == CategoricalDistribution(["x", "y"])
 
 
-def test_search_space_drives_a_study(pm, hw) -> None:
+@pytest.mark.xfail(strict=True, reason="build_space rejects a hook narrowing a parameter the "
+                   "user fixed ('not a tunable parameter of the space') instead of leaving it "
+                   "fixed; the hookspec does not tell plugins to check")
+def test_a_fixed_parameter_leaves_the_space_even_when_a_plugin_narrows_it(pm) -> None:
+    pm.register(KnobPlugin(), name="knob")
+    space = build_space(pm, find_profile(pm, None), fixed={"test.knob": 2})
+    assert "test.knob" not in space and space.fixed == {"test.knob": 2}
+
+
+def test_search_space_conditions_drive_a_study(pm) -> None:
+    pm.register(KnobPlugin(), name="knob")
+    hw = find_profile(pm, None)
+    space = build_space(pm, hw)
+    seen: list[dict[str, Any]] = []
+
     def objective(trial: optuna.Trial) -> float:
-        answers = call_hook(pm, "migpolicy_search_space", trial=trial, hw=hw)
-        given = {key: value for answer in answers for key, value in answer.items()}
-        params = _params(pm, engine="auto", **given)
-        return price_uniform(pm, 65536, 4096, hw, params).total_s
+        values = space.suggest(trial)
+        seen.append(values)
+        run = build_context(pm=pm, hw=hw.name, params=values)
+        return run.price_uniform(65536, 4096).total_s
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    study.optimize(objective, n_trials=6)
-    assert len(study.trials) == 6 and 0 < study.best_value < float("inf")
+    study.optimize(objective, n_trials=12)
+    assert 0 < study.best_value < float("inf")
+    assert {v["engine"] == "mt" for v in seen} == {True, False}
+    for values in seen:
+        assert ("test.gain" in values) == (values["engine"] == "mt")
+        assert 1 <= values["test.knob"] <= len(hw.nodes)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [({"test.knob": IntDistribution(1, 128)}, "widens 'test.knob'"),
+     ({"test.mode": CategoricalDistribution(["a"])}, "narrows 'test.mode', which is not a "
+                                                       "tunable parameter")],
+)
+def test_search_space_hook_may_not_widen_or_invent(pm, answer, message: str) -> None:
+    class Bad:
+        @hookimpl
+        def migpolicy_search_space(self):
+            return answer
+
+    pm.register(KnobPlugin(), name="knob")
+    pm.register(Bad(), name="bad")
+    with pytest.raises(PluginError, match=message):
+        build_space(pm, find_profile(pm, None))
+
+
+class OnePolicy:
+    """A promotion policy that remembers, across epochs, how often it was asked to propose."""
+
+    class Counting(PlacementPolicy):
+        def __init__(self, params, hw, seed=0) -> None:
+            super().__init__(params, hw, seed)
+            self.proposals = 0
+
+    @hookimpl
+    def migpolicy_placement_policies(self):
+        return (PlacementPolicyInfo(name="counting", summary="counts", factory=self.Counting),)
+
+
+def test_placement_policies_are_registered_and_built_per_replay(pm) -> None:
+    pm.register(OnePolicy(), name="one")
+    run = build_context(pm=pm, params={"placement": "counting"})
+    (first,) = run.placement_policies(seed=1)
+    (second,) = run.placement_policies(seed=2)
+    assert isinstance(first, OnePolicy.Counting) and first is not second
+    assert (first.seed, second.seed) == (1, 2) and first.params["placement"] == "counting"
+    assert set(build_space(pm, run.hw).distributions["placement"].choices) == {"counting",
+                                                                             "none"}
 
 
 def _write_profile(pm, path: Path, name: str) -> Path:
@@ -327,13 +390,42 @@ def test_hardware_profiles_registers_files(pm, tmp_path: Path) -> None:
     profile = find_profile(pm, "test-box")
     assert profile.name == "test-box" and profile.path == path
     assert profile.description == "a test machine"
-    profiles = list_profiles(pm)
-    assert {"test-box", "zen3-epyc-ptdma"} <= set(profiles)
-    report = price_uniform(pm, 2 << 20, 512, profile, _params(pm))
-    assert report.hw == "test-box" and report.throughput_gbps > 0
+    assert {"test-box", "zen3-epyc-ptdma"} <= set(list_profiles(pm))
+    run = build_context(pm=pm, hw="test-box")
+    report = run.price_uniform(2 << 20, 512)
+    default = build_context(pm=pm).price_uniform(2 << 20, 512)
+    assert report.hw == "test-box" and report.total_s == pytest.approx(default.total_s)
 
 
-# -- trace readers ------------------------------------------------------------------------
+class FlatEngine:
+    @hookimpl
+    def migpolicy_copy_engines(self):
+        return (CopyEngine("flat", "one microsecond per folio", "thread", lambda hw: 1,
+                           modelled_only="test engine"),)
+
+    @hookimpl
+    def migpolicy_copy(self, batches, engine):
+        if engine != "flat":
+            return None
+        rows = zero_costs(batches.n_batches)
+        rows["wall_s"] = rows["cpu_s"] = batches.nfolios * US
+        rows["bytes"], rows["folios"] = batches.nbytes, batches.nfolios
+        return rows
+
+
+def test_copy_engines_registers_an_engine_build_context_accepts(pm) -> None:
+    with pytest.raises(InputError, match=r"--engine flat: unknown copy engine \(known: auto, "
+                                         r"cpu, dma, gpu, mt\)"):
+        build_context(pm=pm, params={"engine": "flat"})
+    pm.register(FlatEngine(), name="flat")
+    run = build_context(pm=pm, params={"engine": "flat"})
+    assert run.engines["flat"].summary == "one microsecond per folio"
+    assert run.price_uniform(4096, 1000).engines["flat"].wall_s == pytest.approx(1000 * US)
+    with pytest.raises(InputError, match="--workers 2: engine flat copies with one thread"):
+        build_context(pm=pm, params={"engine": "flat", "workers": 2})
+
+
+# -- trace readers ----------------------------------------------------------------------------
 
 EVENT_DTYPE = np.dtype([("t_ns", np.int64), ("page", np.int64), ("op", np.uint8),
                         ("tenant", np.int32)])
@@ -358,39 +450,15 @@ class TsvReader:
         return {"tsv": read_tsv}
 
 
-class OtherReader:
-    @hookimpl
-    def migpolicy_trace_readers(self):
-        return {"other": lambda path: iter(())}
-
-
 def test_trace_readers_are_registered_and_read(pm, tmp_path: Path) -> None:
     assert call_hook(pm, "migpolicy_trace_readers") == []
     pm.register(TsvReader(), name="tsv")
-    pm.register(OtherReader(), name="other")
     readers = {name: reader for answer in call_hook(pm, "migpolicy_trace_readers")
                for name, reader in answer.items()}
-    assert set(readers) == {"tsv", "other"}
+    assert set(readers) == {"tsv"}
     trace = tmp_path / "accesses.tsv"
     trace.write_text("".join(f"{i * 10} {i % 97} {i % 2} {i % 3}\n" for i in range(2500)))
     chunks = list(readers[trace.suffix.lstrip(".")](str(trace)))
     assert [len(c) for c in chunks] == [1000, 1000, 500]
     events = np.concatenate(chunks)
-    assert events.dtype == EVENT_DTYPE
     assert events["t_ns"][-1] == 24990 and events["page"][100] == 3
-
-
-# -- copy engines ---------------------------------------------------------------------------
-
-
-class SecondCpu:
-    @hookimpl
-    def migpolicy_copy_engines(self):
-        return (CopyEngine("cpu", "a clash", "thread", lambda hw: 1, modelled_only="test"),)
-
-
-def test_copy_engines_names_are_unique(pm) -> None:
-    assert {"cpu", "mt", "dma", "gpu"} == set(copy_engines(pm))
-    pm.register(SecondCpu(), name="clash")
-    with pytest.raises(PluginError, match="two plugins register the copy engine 'cpu'"):
-        copy_engines(pm)

@@ -1,24 +1,76 @@
-"""Policy parameters: defaults, coercion, bad keys and values, and the Optuna search space."""
+"""Policy parameters: declarations, defaults, coercion, conditions, and bad keys and values."""
 
 from __future__ import annotations
 
 import math
 
-import optuna
 import pytest
 
-from migpolicy.context import declared_parameters
+from migpolicy.context import build_context, copy_engines, declared_parameters
+from migpolicy.contract import CopyEngine, hookimpl
 from migpolicy.errors import InputError
-from migpolicy.params import Parameter, resolve, suggest
+from migpolicy.params import Parameter, resolve
+from migpolicy.plugin_manager import get_plugin_manager
 
 DECLARED = (
     Parameter("mt.threads", 8, "int", "threads", low=1, high=64),
     Parameter("mt.placement", "spread", "choice", "placement", choices=("spread", "fill")),
-    Parameter("auto.dma_load", 0.75, "float", "load", low=0.0, high=1.0),
-    Parameter("auto.min_batch_bytes", 4096, "int", "bytes", low=4096, high=1 << 26, log=True),
+    Parameter("auto.cpu_weight", 0.5, "float", "weight", low=0.0, high=1.0),
+    Parameter("batch.max_folios", 512, "int", "folios", low=1, high=4096, log=True),
     Parameter("gpu.pinned", True, "bool", "pinned", tunable=False),
-    Parameter("engine", "cpu", "str", "engine", tunable=False),
+    Parameter("engine", "cpu", "choice", "engine", registry="engine"),
+    Parameter("trace.label", "", "str", "label", tunable=False),
 )
+
+
+# -- declarations ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["integer", "list", "", "Int"])
+def test_an_unknown_kind_is_refused(kind: str) -> None:
+    with pytest.raises(ValueError, match=rf"parameter x\.y: unknown kind '{kind}'"):
+        Parameter("x.y", 1, kind, "help")
+
+
+def test_an_unknown_registry_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"parameter x\.y: unknown registry 'engines'"):
+        Parameter("x.y", "cpu", "choice", "help", registry="engines")
+
+
+def test_a_free_text_parameter_cannot_be_tuned() -> None:
+    with pytest.raises(ValueError, match=r"x\.y: a str parameter cannot be tunable"):
+        Parameter("x.y", "", "str", "help")
+    assert Parameter("x.y", "", "str", "help", tunable=False).kind == "str"
+
+
+# -- conditions ------------------------------------------------------------------------------
+
+
+def test_a_parameter_without_conditions_always_counts() -> None:
+    p = Parameter("x.n", 1, "int", "n", low=1, high=2)
+    assert p.active({}) and p.active({"engine": "dma"})
+
+
+@pytest.mark.parametrize(
+    ("values", "active"),
+    [({"engine": "mt"}, True), ({"engine": "auto"}, True), ({"engine": "dma"}, False),
+     ({"engine": "cpu", "mt.side": "pull"}, False), ({}, False)],
+)
+def test_conditions_follow_the_values_chosen(values: dict, active: bool) -> None:
+    threads = Parameter("mt.threads", 8, "int", "threads", low=1, high=64,
+                        when={"engine": ("mt", "auto")})
+    assert threads.active(values) is active
+
+
+def test_every_condition_must_hold() -> None:
+    p = Parameter("x.n", 1, "int", "n", low=1, high=2,
+                  when={"engine": ("mt",), "mt.side": ("pull",)})
+    assert p.active({"engine": "mt", "mt.side": "pull"})
+    assert not p.active({"engine": "mt", "mt.side": "push"})
+    assert not p.active({"engine": "dma", "mt.side": "pull"})
+
+
+# -- resolve ---------------------------------------------------------------------------------
 
 
 def test_defaults_when_nothing_is_given() -> None:
@@ -26,14 +78,20 @@ def test_defaults_when_nothing_is_given() -> None:
 
 
 def test_given_values_override_and_are_coerced() -> None:
-    values = resolve(DECLARED, {"mt.threads": "16", "auto.dma_load": "0.5",
+    values = resolve(DECLARED, {"mt.threads": "16", "auto.cpu_weight": "0.5",
                                 "gpu.pinned": "no", "mt.placement": "fill", "engine": "dma"})
     assert values["mt.threads"] == 16 and isinstance(values["mt.threads"], int)
-    assert values["auto.dma_load"] == 0.5 and isinstance(values["auto.dma_load"], float)
+    assert values["auto.cpu_weight"] == 0.5 and isinstance(values["auto.cpu_weight"], float)
     assert values["gpu.pinned"] is False
     assert values["mt.placement"] == "fill"
     assert values["engine"] == "dma"
-    assert values["auto.min_batch_bytes"] == 4096
+    assert values["batch.max_folios"] == 512
+
+
+def test_a_registry_choice_takes_any_registered_name() -> None:
+    # the registry is known only once plugins are loaded: build_context checks the name
+    assert resolve(DECLARED, {"engine": "teleport"})["engine"] == "teleport"
+    assert resolve(DECLARED, {"engine": 7})["engine"] == "7"
 
 
 def test_integral_float_is_an_int() -> None:
@@ -79,10 +137,10 @@ def test_unknown_key_without_close_match_has_no_hint() -> None:
         ("mt.threads", "eight", r"expects an integer in \[1, 64\], got 'eight'"),
         ("mt.threads", 2.5, r"expects an integer in \[1, 64\], got 2\.5"),
         ("mt.threads", None, r"expects an integer"),
-        ("auto.dma_load", 1.5, r"expects a number in \[0, 1\], got 1\.5"),
-        ("auto.dma_load", "-0.1", r"expects a number in \[0, 1\]"),
-        ("auto.dma_load", "nan", r"expects a number in \[0, 1\]"),
-        ("auto.dma_load", "high", r"expects a number"),
+        ("auto.cpu_weight", 1.5, r"expects a number in \[0, 1\], got 1\.5"),
+        ("auto.cpu_weight", "-0.1", r"expects a number in \[0, 1\]"),
+        ("auto.cpu_weight", "nan", r"expects a number in \[0, 1\]"),
+        ("auto.cpu_weight", "high", r"expects a number"),
         ("mt.placement", "zigzag", r"mt\.placement expects one of spread, fill, got 'zigzag'"),
     ],
 )
@@ -108,30 +166,7 @@ def test_unbounded_float_accepts_anything_numeric() -> None:
     assert resolve([free], {"x.f": "-1e9"})["x.f"] == -1e9
 
 
-def test_suggest_with_a_real_optuna_trial() -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    for _ in range(20):
-        trial = study.ask()
-        values = suggest(trial, DECLARED, {"mt.threads": (2, 4)})
-        assert set(values) == {p.name for p in DECLARED if p.tunable}
-        assert 2 <= values["mt.threads"] <= 4 and isinstance(values["mt.threads"], int)
-        assert values["mt.placement"] in ("spread", "fill")
-        assert 0.0 <= values["auto.dma_load"] <= 1.0
-        assert 4096 <= values["auto.min_batch_bytes"] <= 1 << 26
-        assert trial.params == values
-        # every suggestion is itself a valid setting
-        resolve(DECLARED, values)
-        study.tell(trial, 0.0)
-    distributions = study.trials[0].distributions
-    assert distributions["auto.min_batch_bytes"].log is True
-    assert distributions["auto.dma_load"].log is False
-
-
-def test_suggest_asks_bools_as_categorical() -> None:
-    flag = Parameter("x.flag", False, "bool", "flag")
-    trial = optuna.create_study().ask()
-    assert suggest(trial, [flag])["x.flag"] in (False, True)
+# -- the built-in declarations ---------------------------------------------------------------
 
 
 def test_every_builtin_parameter_is_well_formed(pm) -> None:
@@ -139,20 +174,106 @@ def test_every_builtin_parameter_is_well_formed(pm) -> None:
     names = [p.name for p in declared]
     assert len(names) == len(set(names)), "two plugins declare the same parameter"
     for p in declared:
-        assert p.kind in ("int", "float", "bool", "choice", "str"), p
         assert p.help, p
         # the default passes the parameter's own validation
         assert p.coerce(p.default) == p.default, p
         if p.kind in ("int", "float") and p.tunable:
             assert p.low is not None and p.high is not None and p.low <= p.high, p
             assert math.isfinite(p.low) and math.isfinite(p.high), p
-        if p.kind == "choice":
+        if p.kind == "choice" and not p.registry:
             assert p.default in p.choices, p
 
 
-def test_builtin_search_space_is_valid(pm) -> None:
-    trial = optuna.create_study().ask()
-    declared = declared_parameters(pm)
-    values = suggest(trial, declared)
-    assert values
-    resolve(declared, values)
+def test_builtin_conditions_name_declared_parameters_and_valid_values(pm) -> None:
+    """A typo in a condition would silently keep a parameter out of every trial."""
+    declared = {p.name: p for p in declared_parameters(pm)}
+    engines = {*copy_engines(pm), "auto"}
+    conditioned = [p for p in declared.values() if p.when]
+    assert {"mt.threads", "dma.channels", "gpu.streams", "auto.cpu_weight"} <= {
+        p.name for p in conditioned}
+    for p in conditioned:
+        for key, allowed in p.when.items():
+            assert key in declared, (p.name, key)
+            target = declared[key]
+            for value in allowed:
+                if target.registry == "engine":
+                    assert value in engines, (p.name, value)
+                else:
+                    assert target.coerce(value) == value, (p.name, value)
+
+
+def test_registry_defaults_are_registered(pm) -> None:
+    ctx = build_context(pm=pm)
+    assert ctx.params["engine"] in ctx.engines
+    assert ctx.params["placement"] in ctx.policies
+
+
+def test_each_engine_names_its_worker_parameter(pm) -> None:
+    declared = {p.name: p for p in declared_parameters(pm)}
+    engines = copy_engines(pm)
+    assert {name: e.workers_param for name, e in engines.items()} == {
+        "cpu": "", "mt": "mt.threads", "dma": "dma.channels", "gpu": "gpu.streams"}
+    for engine in engines.values():
+        if engine.workers_param:
+            p = declared[engine.workers_param]
+            assert p.kind == "int" and p.low == 1 and p.hw_bounds is not None
+            assert set(p.when["engine"]) == {engine.name, "auto"}
+    assert "workers" not in declared
+
+
+# -- workers and registry names in a context ------------------------------------------------
+
+
+@pytest.mark.parametrize(("engine", "key"), [("mt", "mt.threads"), ("dma", "dma.channels"),
+                                             ("gpu", "gpu.streams")])
+def test_workers_becomes_the_engines_own_parameter(pm, engine: str, key: str) -> None:
+    ctx = build_context(pm=pm, params={"engine": engine, "workers": 2})
+    assert ctx.params[key] == 2
+    assert ctx.engines[engine].workers(ctx.params) == 2
+
+
+def test_workers_and_its_parameter_must_agree(pm) -> None:
+    same = build_context(pm=pm, params={"engine": "mt", "workers": 4, "mt.threads": "4"})
+    assert same.params["mt.threads"] == 4
+    with pytest.raises(InputError, match=r"--workers 4 and --param mt\.threads=6"):
+        build_context(pm=pm, params={"engine": "mt", "workers": 4, "mt.threads": 6})
+
+
+def test_a_single_worker_engine_takes_only_one(pm) -> None:
+    assert build_context(pm=pm, params={"engine": "cpu", "workers": 1}).params["engine"] == "cpu"
+    with pytest.raises(InputError, match=r"--workers 2: engine cpu copies with one thread"):
+        build_context(pm=pm, params={"engine": "cpu", "workers": 2})
+
+
+def test_workers_beyond_the_profile_name_the_limit(pm) -> None:
+    with pytest.raises(InputError, match=r"--workers 3: engine gpu on profile local allows "
+                                         r"1 to 1 streams"):
+        build_context(pm=pm, hw="local", params={"engine": "gpu", "workers": 3})
+
+
+def test_a_registered_engine_is_a_valid_choice() -> None:
+    class Teleport:
+        @hookimpl
+        def migpolicy_copy_engines(self):
+            return (CopyEngine(name="teleport", summary="test", worker_unit="lane",
+                               max_workers=lambda hw: 1),)
+
+        @hookimpl
+        def migpolicy_copy(self, engine):
+            return None
+
+    pm = get_plugin_manager()
+    with pytest.raises(InputError, match=r"--engine teleport: unknown copy engine \(known: "
+                                         r"auto, cpu, dma, gpu, mt\)"):
+        build_context(pm=pm, params={"engine": "teleport"})
+    pm.register(Teleport(), name="teleport")
+    assert build_context(pm=pm, params={"engine": "teleport"}).engine == "teleport"
+
+
+def test_an_unregistered_placement_policy_is_named(pm) -> None:
+    with pytest.raises(InputError, match=r"placement=lru: unknown promotion policy "
+                                         r"\(known: none\)"):
+        build_context(pm=pm, params={"placement": "lru"})
+    with pytest.raises(InputError, match=r"placement\.demotion=kswapd: unknown demotion "
+                                         r"policy \(known: none\)"):
+        build_context(pm=pm, params={"placement.demotion": "kswapd"})

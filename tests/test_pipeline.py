@@ -1,26 +1,36 @@
-"""The stage pipeline: totals, the price_uniform shortcut, conservation, accounting, reports.
+"""The stage pipeline: hand-computed epochs, invariants of windowed pricing, results, contract.
 
-The central invariant is that :func:`price_uniform` (price one batch-sized
-chunk and scale it) equals :func:`run_pipeline` on the full folio array: that
-is what makes ``migpolicy move`` exact at any size.
+Checked against things independent of the pipeline's arithmetic: a 3-epoch,
+2-tenant request priced by hand with a test plugin whose stages cost
+constants; invariants (per-epoch, per-engine and per-tenant costs sum to the
+totals; pricing many epochs in one call equals pricing each epoch alone;
+:func:`price_uniform` equals :func:`run_pipeline` on the full array; failed
+folios are the pinned ones; a batch's folios complete together, in batch
+order); the published RFC V2 batch-size table; and thread safety.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migpolicy.costs import COST_DTYPE, CostTotals
+from migpolicy.contract import BatchPlan, CopyEngine, IsolateResult, consecutive_batches
+from migpolicy.costs import COST_DTYPE, CostTotals, zero_costs
 from migpolicy.errors import InputError, PluginError
-from migpolicy.folios import BUSY, FOLIO_DTYPE, PINNED, make_folios
+from migpolicy.folios import BUSY, FAILED, FOLIO_DTYPE, MOVED, PINNED, Reason, make_folios
+from migpolicy.hardware.tables import read_table, shipped_table
 from migpolicy.hookspecs import hookimpl
 from migpolicy.pipeline import STAGES, Report, price_uniform, run_pipeline
 
 KIB, MIB = 1 << 10, 1 << 20
+US = 1e-6
 PROFILES = ("zen3-epyc-ptdma", "gh200", "dram-cxl", "local")
 ENGINES = ("cpu", "mt", "dma", "gpu", "auto")
 TIME_FIELDS = ("wall_s", "cpu_s", "engine_s", "worker_s")
@@ -30,7 +40,7 @@ PROPERTY = settings(max_examples=60, deadline=None,
 
 
 def close(a: float, b: float, rel: float = 1e-9) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=0.0) or (abs(a) < 1e-300 and abs(b) < 1e-300)
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-18)
 
 
 def assert_reports_equal(a: Report, b: Report, rel: float = 1e-9) -> None:
@@ -41,19 +51,25 @@ def assert_reports_equal(a: Report, b: Report, rel: float = 1e-9) -> None:
         left, right = getattr(a, group), getattr(b, group)
         assert left.keys() == right.keys(), group
         for key in left:
-            for name in COUNT_FIELDS:
-                assert getattr(left[key], name) == getattr(right[key], name), (group, key, name)
-            for name in TIME_FIELDS:
-                x, y = getattr(left[key], name), getattr(right[key], name)
-                assert close(x, y, rel), (group, key, name, x, y)
+            assert_totals_equal(left[key], right[key], rel, (group, key))
     assert a.engine_workers == b.engine_workers
     assert a.accounting.keys() == b.accounting.keys()
     for payer, charge in a.accounting.items():
         assert charge.keys() == b.accounting[payer].keys()
         for key, value in charge.items():
             assert close(value, b.accounting[payer][key], rel), (payer, key)
-    assert close(a.total_s, b.total_s, rel)
-    assert close(a.throughput_gbps, b.throughput_gbps, rel)
+
+
+def assert_totals_equal(a: CostTotals, b: CostTotals, rel: float = 1e-9, where=()) -> None:
+    for name in COUNT_FIELDS:
+        assert getattr(a, name) == getattr(b, name), (*where, name)
+    for name in TIME_FIELDS:
+        assert close(getattr(a, name), getattr(b, name), rel), (*where, name, a, b)
+
+
+def engine_args(engine: str, workers: int = 1) -> dict:
+    """``engine`` and, for a fixed engine, its worker count (auto chooses its own)."""
+    return {"engine": engine} if engine == "auto" else {"engine": engine, "workers": workers}
 
 
 def stage_sum(report: Report, name: str) -> float:
@@ -73,24 +89,158 @@ class BatchSpy:
         return plan
 
 
-# -- totals ----------------------------------------------------------------------------------
+def folios_of(rows: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """Folios from ``(epoch, tenant, size, flags)`` rows; page i is row i; node 0 → 1."""
+    folios = np.zeros(len(rows), dtype=FOLIO_DTYPE)
+    if rows:
+        folios["epoch"], folios["tenant"], folios["size"], folios["flags"] = zip(*rows,
+                                                                                  strict=True)
+    folios["page"] = np.arange(len(rows))
+    folios["src"], folios["dst"], folios["mapcount"] = 0, 1, 1
+    folios["reason"] = Reason.NUMA_MISPLACED
+    return folios
+
+
+# -- a request priced by hand ---------------------------------------------------------------------
+
+
+class ConstantStages:
+    """Every stage at a constant price, so a request can be priced by hand.
+
+    isolate 1 µs per folio (pinned folios fail, no retries); batches of at most
+    two folios, 10 µs of set-up each, on engine ``const``; copy 100 µs per batch
+    plus 1 ns per byte; remap 5 µs per folio. CPU time equals wall time.
+    """
+
+    @hookimpl
+    def migpolicy_copy_engines(self):
+        return (CopyEngine("const", "100 us per batch + 1 ns per byte", "thread",
+                           lambda hw: 1, modelled_only="test engine"),)
+
+    @hookimpl(tryfirst=True)
+    def migpolicy_isolate(self, folios):
+        costs = zero_costs(len(folios))
+        costs["wall_s"] = costs["cpu_s"] = US
+        costs["folios"] = 1
+        pinned = (folios["flags"] & PINNED) != 0
+        costs["failures"] = pinned
+        return IsolateResult(costs=costs, isolated=~pinned)
+
+    @hookimpl(tryfirst=True)
+    def migpolicy_batch(self, folios):
+        bounds = consecutive_batches(folios, 2)
+        nb = len(bounds) - 1
+        overhead = zero_costs(nb)
+        overhead["wall_s"] = overhead["cpu_s"] = 10 * US
+        return BatchPlan(folios=folios, bounds=bounds, engines=("const",),
+                         engine=np.zeros(nb, dtype=np.int64), workers=np.ones(nb, dtype=np.int64),
+                         overhead=overhead)
+
+    @hookimpl
+    def migpolicy_copy(self, batches, engine):
+        if engine != "const":
+            return None
+        rows = zero_costs(batches.n_batches)
+        rows["wall_s"] = rows["cpu_s"] = 100 * US + batches.nbytes * 1e-9
+        rows["bytes"], rows["folios"] = batches.nbytes, batches.nfolios
+        return rows
+
+    @hookimpl(tryfirst=True)
+    def migpolicy_remap(self, batches):
+        rows = zero_costs(batches.n_batches)
+        rows["wall_s"] = rows["cpu_s"] = batches.nfolios * 5 * US
+        return rows
+
+
+#: Epochs 0, 1 and 3 (no folio in epoch 2); tenants 1 and 2; page 3 is pinned.
+HAND_ROWS = [(0, 1, 4096, 0), (0, 2, 8192, 0), (0, 1, 4096, 0),
+             (1, 2, 4096, int(PINNED)), (1, 2, 4096, 0),
+             (3, 1, 4096, 0), (3, 1, 4096, 0)]
+
+
+def test_a_three_epoch_two_tenant_request_priced_by_hand(pm, ctx_for) -> None:
+    """Batches: epoch 0 [p0 p1] [p2]; epoch 1 [p4] (p3 pinned fails); epoch 3 [p5 p6].
+
+    copy: 100 + 12.288, 100 + 4.096, 100 + 4.096, 100 + 8.192 µs; each batch's
+    duration is its folios' isolate + 10 µs set-up + copy + remap:
+    [p0 p1] 2 + 10 + 112.288 + 10 = 134.288; [p2] 1 + 10 + 104.096 + 5 = 120.096;
+    [p4] 120.096 after p3's failed isolate (1 µs); [p5 p6] 130.192.
+    """
+    pm.register(ConstantStages(), name="constant")
+    ctx = ctx_for(params={"account.policy": "split"}, engine="const")
+    report = ctx.price(folios_of(HAND_ROWS), initiator=1)
+    epochs = report.epochs
+    assert epochs.ids.tolist() == [0, 1, 3]
+    expected = {"isolate": [3, 2, 2], "batch": [20, 10, 10], "copy": [216.384, 104.096, 108.192],
+                "remap": [15, 5, 10]}
+    for stage, micros in expected.items():
+        assert epochs.stages[stage]["wall_s"] == pytest.approx(np.array(micros) * US, rel=1e-12)
+        assert epochs.stages[stage]["cpu_s"] == pytest.approx(np.array(micros) * US, rel=1e-12)
+    assert epochs.wall_s == pytest.approx(np.array([254.384, 121.096, 130.192]) * US, rel=1e-12)
+    assert report.total_s == pytest.approx(505.672 * US, rel=1e-12)
+    assert epochs.engines["const"]["bytes"].tolist() == [16384, 4096, 8192]
+    assert epochs.stages["isolate"]["failures"].tolist() == [0, 1, 0]
+    assert (report.bytes, report.folios, report.stages["isolate"].failures) == (28672, 6, 1)
+
+    results = report.results
+    assert results["status"].tolist() == [MOVED] * 3 + [FAILED] + [MOVED] * 3
+    assert results["retries"].tolist() == [0] * 7
+    done = [134.288, 134.288, 254.384, 1, 121.096, 130.192, 130.192]
+    assert results["done_s"] == pytest.approx(np.array(done) * US, rel=1e-12)
+
+    # split by bytes within a batch: tenant 1 owns 1/3 of [p0 p1], all of [p2], [p5 p6]
+    tenant_wall = {1: [2 + 132.288 / 3 + 119.096, 0, 130.192],
+                   2: [1 + 132.288 * 2 / 3, 2 + 119.096, 0]}
+    for tenant, micros in tenant_wall.items():
+        assert epochs.tenants[tenant]["wall_s"] == pytest.approx(np.array(micros) * US,
+                                                                 rel=1e-12, abs=1e-18)
+    assert epochs.tenants[1]["bytes"].tolist() == [8192, 0, 8192]
+    assert epochs.tenants[2]["bytes"].tolist() == [8192, 4096, 0]
+    assert epochs.tenants[1]["folios"].tolist() == [2, 0, 2]
+    assert epochs.tenants[2]["failures"].tolist() == [0, 1, 0]
+    assert report.accounting["1"]["cpu_s"] == pytest.approx((165.192 + 130.192) * US, rel=1e-12)
+    assert report.accounting["2"]["cpu_s"] == pytest.approx((89.192 + 121.096) * US, rel=1e-12)
+
+
+def test_the_first_folio_waits_for_its_batch_published_table(ctx_for) -> None:
+    """Batching trades first-folio latency for throughput (RFC V2 table 2, 2 MiB, mt 1 thread).
+
+    Larger batches complete their first folio later but move the whole request
+    faster, and at the kernel's 512 the throughput is the published one.
+    """
+    rows = read_table(shipped_table("2"), ("cpu", "mt", "dma", "gpu"))
+    published = {int(r["folio_count"]): float(r["throughput_gbps"])
+                 for r in rows if r["engine"] == "mt"}
+    firsts, totals = [], []
+    for max_folios in (1, 8, 64, 512):
+        ctx = ctx_for("zen3-epyc-ptdma", {"batch.max_folios": max_folios}, engine="mt",
+                      workers=1)
+        report = ctx.price(make_folios(2 * MIB, 512, pmd_size=ctx.hw.pmd_size))
+        firsts.append(report.results["done_s"][0])
+        totals.append(report.total_s)
+        assert report.results["done_s"][max_folios - 1] == report.results["done_s"][0]
+        assert report.results["done_s"][-1] == pytest.approx(report.total_s, rel=1e-12)
+    assert firsts == sorted(firsts) and len(set(firsts)) == 4
+    assert totals == sorted(totals, reverse=True)
+    gbps = 512 * 2 * MIB / totals[-1] / 1e9
+    assert gbps == pytest.approx(published[512], rel=0.1)
+
+
+# -- shape and trivial requests -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_report_shape_and_total(ctx_for, engine: str) -> None:
-    ctx = ctx_for(engine=engine, workers=1)
+def test_report_shape(ctx_for, engine: str) -> None:
+    ctx = ctx_for(**engine_args(engine))
     report = price_uniform(ctx.pm, 64 * KIB, 1000, ctx.hw, ctx.params)
     assert tuple(report.stages) == STAGES
-    assert report.total_s == pytest.approx(stage_sum(report, "wall_s"), rel=1e-12)
-    assert report.total_s > 0
     assert all(stage.wall_s >= 0 and stage.cpu_s >= 0 for stage in report.stages.values())
     assert report.stages["account"] == CostTotals()
     assert report.bytes == 1000 * 64 * KIB and report.folios == 1000
-    assert report.requested_folios == 1000
+    assert report.requested_folios == 1000 and report.stages["isolate"].folios == 1000
     assert report.hw == "zen3-epyc-ptdma"
-    assert report.throughput_gbps == pytest.approx(report.bytes / report.total_s / 1e9)
     assert sum(t.bytes for t in report.engines.values()) == report.bytes
-    assert report.stages["isolate"].folios == 1000
+    assert report.results is None and report.epochs is None  # scaled from a sample
 
 
 def test_price_uniform_rejects_nothing_to_move(ctx_for) -> None:
@@ -101,11 +251,12 @@ def test_price_uniform_rejects_nothing_to_move(ctx_for) -> None:
 
 def test_empty_request_costs_nothing(ctx_for) -> None:
     ctx = ctx_for(engine="mt", workers=4)
-    report = run_pipeline(ctx.pm, make_folios(4 * KIB, 0), ctx.hw, ctx.params)
+    report = ctx.price(make_folios(4 * KIB, 0))
     assert report.total_s == 0 and report.bytes == 0 and report.throughput_gbps == 0
+    assert len(report.results) == 0 and len(report.epochs.ids) == 0
 
 
-# -- price_uniform == run_pipeline ----------------------------------------------------------
+# -- price_uniform == run_pipeline ----------------------------------------------------------------
 
 
 @PROPERTY
@@ -125,22 +276,169 @@ def test_price_uniform_equals_full_pipeline(
     limit = 1 if engine == "auto" else probe.engines[engine].max_workers(probe.hw)
     workers = data.draw(st.integers(1, limit), label="workers")
     ctx = ctx_for(profile, {"batch.max_folios": max_folios, "account.policy": account},
-                  engine=engine, workers=workers)
-    uniform = price_uniform(ctx.pm, size, count, ctx.hw, ctx.params)
-    full = run_pipeline(ctx.pm, make_folios(size, count, pmd_size=ctx.hw.pmd_size), ctx.hw,
-                        ctx.params)
+                  **engine_args(engine, workers))
+    uniform = ctx.price_uniform(size, count)
+    full = ctx.price(make_folios(size, count, pmd_size=ctx.hw.pmd_size))
     assert_reports_equal(uniform, full)
     assert uniform.bytes == size * count
 
 
 def test_price_uniform_moves_between_the_nodes_asked(ctx_for) -> None:
     ctx = ctx_for("dram-cxl", engine="mt", workers=8)
-    promote = price_uniform(ctx.pm, 2 * MIB, 600, ctx.hw, ctx.params, src=1, dst=0)
-    full = run_pipeline(ctx.pm, make_folios(2 * MIB, 600, src=1, dst=0), ctx.hw, ctx.params)
+    promote = ctx.price_uniform(2 * MIB, 600, src=1, dst=0)
+    full = ctx.price(make_folios(2 * MIB, 600, src=1, dst=0))
     assert_reports_equal(promote, full)
+    demote = ctx.price_uniform(2 * MIB, 600, src=0, dst=1)
+    assert demote.total_s != promote.total_s  # the link is directional on this profile
 
 
-# -- batch plans --------------------------------------------------------------------------------
+# -- windowed pricing: many epochs in one call ----------------------------------------------------
+
+
+@st.composite
+def epoch_requests(draw) -> np.ndarray:
+    """Folios of 1-6 epochs (ids with gaps), mixed sizes, tenants, node pairs, pinned and busy."""
+    n_epochs = draw(st.integers(1, 6))
+    ids = sorted(draw(st.sets(st.integers(0, 50), min_size=n_epochs, max_size=n_epochs)))
+    parts = []
+    for epoch in ids:
+        n = draw(st.integers(1, 40))
+        rows = np.zeros(n, dtype=FOLIO_DTYPE)
+        rows["epoch"] = epoch
+        rows["size"] = draw(st.lists(st.sampled_from([4 * KIB, 64 * KIB, 2 * MIB]), min_size=n,
+                                     max_size=n))
+        rows["tenant"] = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+        rows["flags"] = draw(st.lists(st.sampled_from([0, 0, 0, int(PINNED), int(BUSY)]),
+                                      min_size=n, max_size=n))
+        promote = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        rows["src"] = np.where(promote, 1, 0)
+        rows["dst"] = np.where(promote, 0, 1)
+        rows["reason"] = np.where(promote, Reason.NUMA_MISPLACED, Reason.DEMOTION)
+        rows["mapcount"] = 1
+        parts.append(rows)
+    folios = np.concatenate(parts)
+    folios["page"] = np.arange(len(folios))
+    folios["flags"][folios["size"] == 2 * MIB] |= 1  # THPs are PMD-mapped
+    return folios
+
+
+WINDOWED = dict(
+    folios=epoch_requests(),
+    profile=st.sampled_from(["zen3-epyc-ptdma", "gh200", "dram-cxl"]),
+    engine=st.sampled_from(["cpu", "mt", "dma", "auto"]),
+    max_folios=st.sampled_from([1, 3, 16, 512]),
+)
+
+
+def _windowed_ctx(ctx_for, profile: str, engine: str, max_folios: int):
+    probe = ctx_for(profile)
+    if engine != "auto" and probe.engines[engine].max_workers(probe.hw) < 1:
+        engine = "cpu"
+    return ctx_for(profile, {"batch.max_folios": max_folios, "account.policy": "split",
+                             "isolate.busy_retries": 1}, engine=engine)
+
+
+@PROPERTY
+@given(**WINDOWED)
+def test_epoch_tenant_and_engine_costs_sum_to_the_totals(pm, ctx_for, folios, profile, engine,
+                                                         max_folios) -> None:
+    ctx = _windowed_ctx(ctx_for, profile, engine, max_folios)
+    report = ctx.price(folios, initiator=-1)
+    epochs = report.epochs
+    assert epochs.ids.tolist() == sorted(set(folios["epoch"].tolist()))
+    for stage, rows in epochs.stages.items():
+        assert len(rows) == len(epochs.ids)
+        assert_totals_equal(CostTotals.of(rows), report.stages[stage], where=(stage,))
+    assert epochs.engines.keys() == report.engines.keys()
+    for engine_name, rows in epochs.engines.items():
+        assert_totals_equal(CostTotals.of(rows), report.engines[engine_name], where=(engine_name,))
+    assert set(epochs.tenants) == set(folios["tenant"].tolist())
+    for name in ("wall_s", "cpu_s", "engine_s", "worker_s", "failures", "retries"):
+        per_epoch = sum(rows[name] for rows in epochs.stages.values())
+        by_tenant = sum(rows[name] for rows in epochs.tenants.values())
+        assert by_tenant == pytest.approx(per_epoch, rel=1e-9, abs=1e-18), name
+    for name in ("bytes", "folios"):
+        by_tenant = sum(rows[name] for rows in epochs.tenants.values())
+        assert by_tenant.tolist() == epochs.stages["copy"][name].tolist(), name
+    for tenant, rows in epochs.tenants.items():
+        mine = (folios["tenant"] == tenant) & (report.results["status"] == MOVED)
+        assert int(rows["bytes"].sum()) == int(folios["size"][mine].sum())
+        assert report.accounting[str(tenant)]["cpu_s"] == pytest.approx(rows["cpu_s"].sum(),
+                                                                        rel=1e-9, abs=1e-18)
+
+
+@PROPERTY
+@given(**WINDOWED)
+def test_results_failed_are_the_pinned_and_batches_complete_together(
+    pm, ctx_for, folios, profile, engine, max_folios
+) -> None:
+    spy = BatchSpy()
+    pm.register(spy, name="spy")
+    ctx = _windowed_ctx(ctx_for, profile, engine, max_folios)
+    report = ctx.price(folios)
+    results = report.results
+    assert len(results) == len(folios)
+    pinned = (folios["flags"] & PINNED) != 0
+    assert ((results["status"] == FAILED) == pinned).all()  # busy ones retry once and move
+    max_retries = int(ctx.hw.p("stages.isolate.max_retries"))
+    busy = ((folios["flags"] & BUSY) != 0) & ~pinned
+    assert results["retries"].tolist() == np.where(pinned, max_retries, busy * 1).tolist()
+    assert (results["done_s"] > 0).all()
+
+    (plan,) = spy.plans
+    moved = np.flatnonzero(~pinned)
+    assert plan.folios["page"].tolist() == folios["page"][moved].tolist()
+    assert (plan.nfolios <= max_folios).all()
+    for start, stop in zip(plan.bounds[:-1], plan.bounds[1:], strict=True):
+        rows = moved[start:stop]
+        batch = folios[rows]
+        assert len(set(batch["epoch"].tolist())) == 1  # a batch never spans two epochs
+        assert len(set(zip(batch["src"].tolist(), batch["dst"].tolist(), strict=True))) == 1
+        assert (results["done_s"][rows] == results["done_s"][rows[0]]).all()
+    for index, epoch in enumerate(report.epochs.ids):
+        mine = folios["epoch"] == epoch
+        done = results["done_s"][mine & ~pinned]
+        assert (np.diff(done) >= 0).all()  # batches complete one after another
+        failed_done = results["done_s"][mine & pinned]
+        if len(done) and len(failed_done):
+            assert failed_done.max() <= done.min()  # failures give up before any batch
+        # the epoch's last completion is its whole migration time
+        last = results["done_s"][mine].max()
+        assert last == pytest.approx(report.epochs.wall_s[index], rel=1e-9)
+
+
+@PROPERTY
+@given(**WINDOWED)
+def test_many_epochs_in_one_call_equal_each_epoch_alone(ctx_for, folios, profile, engine,
+                                                        max_folios) -> None:
+    ctx = _windowed_ctx(ctx_for, profile, engine, max_folios)
+    together = ctx.price(folios)
+    for index, epoch in enumerate(together.epochs.ids):
+        mine = folios["epoch"] == epoch
+        alone = ctx.price(folios[mine])
+        for stage in ("isolate", "batch", "copy", "remap"):
+            row = together.epochs.stages[stage][index:index + 1]
+            assert_totals_equal(CostTotals.of(row), alone.stages[stage], where=(epoch, stage))
+        for name, totals in alone.engines.items():
+            row = together.epochs.engines[name][index:index + 1]
+            assert_totals_equal(CostTotals.of(row), totals, where=(epoch, name))
+        assert together.results[mine]["status"].tolist() == alone.results["status"].tolist()
+        assert together.results[mine]["retries"].tolist() == alone.results["retries"].tolist()
+        assert together.results[mine]["done_s"] == pytest.approx(alone.results["done_s"],
+                                                                 rel=1e-9)
+        for tenant, rows in alone.epochs.tenants.items():
+            assert rows["cpu_s"][0] == pytest.approx(together.epochs.tenants[tenant]["cpu_s"]
+                                                     [index], rel=1e-9, abs=1e-18)
+
+
+def test_folios_out_of_epoch_order_are_an_input_error(ctx_for) -> None:
+    ctx = ctx_for()
+    folios = folios_of([(1, 0, 4096, 0), (0, 0, 4096, 0)])
+    with pytest.raises(InputError, match="folios must be in epoch order"):
+        ctx.price(folios)
+
+
+# -- batch plans ----------------------------------------------------------------------------------
 
 
 @PROPERTY
@@ -150,14 +448,17 @@ def test_price_uniform_moves_between_the_nodes_asked(ctx_for) -> None:
     engine=st.sampled_from(["cpu", "mt", "auto"]),
     load=st.sampled_from([0.0, 0.5, 0.9]),
 )
-def test_batch_plans_hold_every_folio_once(ctx_for, sizes, max_folios, engine, load) -> None:
+def test_batch_plans_hold_every_folio_once(pm, ctx_for, sizes, max_folios, engine,
+                                           load) -> None:
+    spy = BatchSpy()
+    pm.register(spy, name="spy")
     ctx = ctx_for(params={"batch.max_folios": max_folios, "system.load": load},
-                  engine=engine, workers=2 if engine == "mt" else 1)
-    folios = np.zeros(len(sizes), dtype=FOLIO_DTYPE)
+                  **engine_args(engine, 2 if engine == "mt" else 1))
+    folios = make_folios(4 * KIB, len(sizes))
     folios["size"] = sizes
-    folios["dst"] = 1
     folios["tenant"] = np.arange(len(sizes))
-    plan = ctx.pm.hook.migpolicy_batch(folios=folios, hw=ctx.hw, params=ctx.params)
+    ctx.price(folios)
+    (plan,) = spy.plans
     assert plan.folios["tenant"].tolist() == list(range(len(sizes)))
     assert plan.nfolios.sum() == len(sizes)
     assert (plan.nfolios >= 1).all()
@@ -167,12 +468,11 @@ def test_batch_plans_hold_every_folio_once(ctx_for, sizes, max_folios, engine, l
     if plan.n_batches:
         assert 0 <= plan.engine.min() and plan.engine.max() < len(plan.engines)
         assert (plan.workers >= 1).all()
-        assert set(plan.engine_names()) <= {"cpu", "mt", "dma"}
     if engine != "auto":
         assert set(plan.engine_names()) <= {engine}
 
 
-# -- conservation -------------------------------------------------------------------------------
+# -- conservation ---------------------------------------------------------------------------------
 
 
 @PROPERTY
@@ -192,7 +492,7 @@ def test_every_folio_moves_once_or_fails(
     try:
         ctx = ctx_for(params={"isolate.busy_retries": busy_retries,
                               "batch.max_folios": max_folios, "account.policy": "split"},
-                      engine=engine, workers=1)
+                      **engine_args(engine))
         n = len(flags)
         folios = np.zeros(n, dtype=FOLIO_DTYPE)
         folios["size"] = np.resize(np.asarray(sizes, dtype=np.int64), n)
@@ -252,7 +552,7 @@ def test_busy_folios_within_the_retry_limit_move(ctx_for) -> None:
 
 def test_everything_pinned_moves_nothing(ctx_for) -> None:
     for engine in ENGINES:
-        ctx = ctx_for(engine=engine, workers=1)
+        ctx = ctx_for(**engine_args(engine))
         folios = make_folios(2 * MIB, 20)
         folios["flags"] |= PINNED
         report = run_pipeline(ctx.pm, folios, ctx.hw, ctx.params)
@@ -262,13 +562,13 @@ def test_everything_pinned_moves_nothing(ctx_for) -> None:
         assert report.total_s > 0 and report.throughput_gbps == 0.0
 
 
-# -- accounting ----------------------------------------------------------------------------------
+# -- accounting -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("policy", ["initiator", "kthread", "split"])
 def test_payers_cpu_sums_to_total(ctx_for, engine: str, policy: str) -> None:
-    ctx = ctx_for(params={"account.policy": policy}, engine=engine, workers=1)
+    ctx = ctx_for(params={"account.policy": policy}, **engine_args(engine))
     folios = make_folios(64 * KIB, 1200)
     folios["tenant"] = np.arange(1200) % 3 + 10
     report = run_pipeline(ctx.pm, folios, ctx.hw, ctx.params, initiator=10)
@@ -351,7 +651,7 @@ def test_split_shares_batch_costs_by_bytes_not_folios(ctx_for) -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_engine_time_only_for_offload(ctx_for, engine: str) -> None:
-    ctx = ctx_for(engine=engine, workers=1)
+    ctx = ctx_for(**engine_args(engine))
     report = price_uniform(ctx.pm, 2 * MIB, 1024, ctx.hw, ctx.params)
     offloaded = set(report.engines) & {"dma", "gpu"}
     for name, stage in report.stages.items():
@@ -377,36 +677,36 @@ def test_worker_time_is_part_of_cpu_time(ctx_for) -> None:
 # -- reports --------------------------------------------------------------------------------------
 
 
-def test_scaled_report(ctx_for) -> None:
-    ctx = ctx_for(params={"account.policy": "kthread"}, engine="mt", workers=4)
-    one = run_pipeline(ctx.pm, make_folios(2 * MIB, 100), ctx.hw, ctx.params)
-    three = one.scaled(3)
-    assert three.requested_folios == 300 and three.bytes == 3 * one.bytes
-    assert three.total_s == pytest.approx(3 * one.total_s)
-    assert three.throughput_gbps == pytest.approx(one.throughput_gbps)
-    assert three.engine_workers == one.engine_workers
-    for payer, charge in one.accounting.items():
-        for key, value in charge.items():
-            assert three.accounting[payer][key] == pytest.approx(3 * value)
+def test_scaled_report_equals_pricing_the_repetitions(ctx_for) -> None:
+    """k repetitions of whole batches cost what pricing them all at once costs."""
+    ctx = ctx_for(params={"account.policy": "kthread", "batch.max_folios": 50}, engine="mt",
+                  workers=4)
+    one = ctx.price(make_folios(2 * MIB, 100))
+    for k in (1, 3, 7):
+        assert_reports_equal(one.scaled(k), ctx.price(make_folios(2 * MIB, 100 * k)))
     assert one.requested_folios == 100  # scaling returns a new report
 
 
-def test_report_sum_matches_scaling_and_merges(ctx_for) -> None:
-    mt = ctx_for(params={"account.policy": "kthread"}, engine="mt", workers=4)
+def test_report_sum_equals_pricing_both_epochs(ctx_for) -> None:
+    ctx = ctx_for(params={"account.policy": "split", "batch.max_folios": 64}, engine="mt",
+                  workers=4)
+    first = make_folios(2 * MIB, 128, tenant=1)
+    second = make_folios(64 * KIB, 64, tenant=2)
+    second["epoch"] = 1
+    both = ctx.price(np.concatenate([first, second]))
+    assert_reports_equal(ctx.price(first) + ctx.price(second), both)
+
+
+def test_report_sum_merges_engines_and_worker_counts(ctx_for) -> None:
+    four = ctx_for(params={"account.policy": "kthread"}, engine="mt", workers=4)
+    eight = ctx_for(params={"account.policy": "kthread"}, engine="mt", workers=8)
     cpu = ctx_for(engine="cpu")
-    a = run_pipeline(mt.pm, make_folios(2 * MIB, 100), mt.hw, mt.params)
-    assert_reports_equal(a + a, a.scaled(2), rel=1e-12)
-    b = run_pipeline(cpu.pm, make_folios(4 * KIB, 50), cpu.hw, cpu.params)
-    both = a + b
-    assert set(both.engines) == {"mt", "cpu"}
+    a = four.price(make_folios(2 * MIB, 100))
+    both = a + cpu.price(make_folios(4 * KIB, 50))
     assert both.engine_workers == {"mt": [4], "cpu": [1]}
     assert set(both.accounting) == {"0", "kthread"}
     assert both.accounting["kthread"] == a.accounting["kthread"]
-    assert both.bytes == a.bytes + b.bytes
-    assert both.total_s == pytest.approx(a.total_s + b.total_s)
-    assert both.requested_folios == 150
-    other = run_pipeline(mt.pm, make_folios(2 * MIB, 10), mt.hw, {**mt.params, "workers": 8})
-    assert (a + other).engine_workers == {"mt": [4, 8]}
+    assert (a + eight.price(make_folios(2 * MIB, 10))).engine_workers == {"mt": [4, 8]}
 
 
 # -- plugins that break the contract --------------------------------------------------------------
@@ -418,21 +718,136 @@ class WrongCopy:
         return np.zeros(batches.n_batches + 1, dtype=COST_DTYPE)
 
 
+def _plan_on(folios: np.ndarray, engine: str, bounds: np.ndarray | None = None) -> BatchPlan:
+    bounds = consecutive_batches(folios, 512) if bounds is None else bounds
+    nb = len(bounds) - 1
+    return BatchPlan(folios=folios, bounds=bounds, engines=(engine,),
+                     engine=np.zeros(nb, dtype=np.int64), workers=np.ones(nb, dtype=np.int64),
+                     overhead=zero_costs(nb))
+
+
 class UnknownEngine:
     @hookimpl(tryfirst=True)
-    def migpolicy_batch(self, folios, hw, params):
-        from migpolicy.plugins.kernel_batch import plan_batches
+    def migpolicy_batch(self, folios):
+        return _plan_on(folios, "warp")
 
-        return plan_batches(folios, hw, ("warp",), 0, 1, 512)
+
+class Reorders:
+    """Returns the folios in reverse order."""
+
+    @hookimpl(tryfirst=True)
+    def migpolicy_batch(self, folios):
+        return _plan_on(folios[::-1].copy(), "cpu")
+
+
+class DropsOne:
+    @hookimpl(tryfirst=True)
+    def migpolicy_batch(self, folios):
+        return _plan_on(folios[1:], "cpu")
+
+
+class SpansEpochs:
+    """One batch for everything, whatever the epochs."""
+
+    @hookimpl(tryfirst=True)
+    def migpolicy_batch(self, folios):
+        return _plan_on(folios, "cpu", np.array([0, len(folios)]))
+
+
+def _paged(n: int) -> np.ndarray:
+    folios = make_folios(4 * KIB, n)
+    folios["page"] = np.arange(n)
+    return folios
 
 
 @pytest.mark.parametrize(
     ("plugin", "message"),
     [(WrongCopy(), r"hook migpolicy_copy must return \d+ cost rows"),
-     (UnknownEngine(), r"no plugin prices copy engine 'warp'")],
+     (UnknownEngine(), r"no plugin prices copy engine 'warp'"),
+     (Reorders(), r"hook migpolicy_batch must keep the folios in the order given"),
+     (DropsOne(), r"hook migpolicy_batch must return a BatchPlan holding every folio")],
 )
 def test_contract_violations_are_plugin_errors(pm, ctx_for, plugin, message) -> None:
     pm.register(plugin, name="bad")
-    ctx = ctx_for()
     with pytest.raises(PluginError, match=message):
-        run_pipeline(pm, make_folios(4 * KIB, 10), ctx.hw, ctx.params)
+        ctx_for().price(_paged(10))
+
+
+@pytest.mark.xfail(strict=True, reason="the order check compares only pages: folios that name "
+                   "no page (-1, as make_folios and `move` make them) can be reordered unseen, "
+                   "and their results and done_s then belong to other folios")
+def test_reordering_folios_without_pages_is_a_plugin_error(pm, ctx_for) -> None:
+    pm.register(Reorders(), name="bad")
+    folios = make_folios(4 * KIB, 10)
+    folios["size"][0] = 2 * MIB
+    with pytest.raises(PluginError, match="must keep the folios in the order given"):
+        ctx_for().price(folios)
+
+
+@pytest.mark.xfail(strict=True, reason="run_pipeline does not check that a batch plugin's "
+                   "batches stay within one epoch; a spanning batch is charged to its first "
+                   "folio's epoch")
+def test_a_batch_spanning_two_epochs_is_a_plugin_error(pm, ctx_for) -> None:
+    pm.register(SpansEpochs(), name="bad")
+    folios = _paged(4)
+    folios["epoch"] = [0, 0, 1, 1]
+    with pytest.raises(PluginError, match="epoch"):
+        ctx_for().price(folios)
+
+
+# -- no state between runs ------------------------------------------------------------------------
+
+
+def _timed_price(ctx, folios: np.ndarray) -> tuple[Report, float]:
+    start = time.perf_counter()
+    report = ctx.price(folios)
+    return report, time.perf_counter() - start
+
+
+def test_two_threads_pricing_at_once_get_their_own_reports(ctx_for) -> None:
+    ctx = ctx_for("zen3-epyc-ptdma", {"account.policy": "split", "batch.max_folios": 64},
+                  engine="auto")
+    requests = [folios_of([(e, t, size, 0) for e in range(8) for t in range(2)
+                           for size in (4 * KIB, 64 * KIB, 2 * MIB) * 20]),
+                folios_of([(e, 5, 2 * MIB, int(PINNED) * (e % 2)) for e in range(30)])]
+    alone = [ctx.price(request) for request in requests]
+    barrier = threading.Barrier(2)
+
+    def work(which: int) -> list[tuple[Report, float]]:
+        barrier.wait()
+        return [_timed_price(ctx, requests[which]) for _ in range(25)]
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(work, (0, 1)))
+    for which, reports in enumerate(runs):
+        for report, elapsed in reports:
+            assert_reports_equal(report, alone[which], rel=0)
+            assert report.results.tobytes() == alone[which].results.tobytes()
+            assert set(report.pricing_s) == set(STAGES)
+            assert sum(report.pricing_s.values()) <= elapsed  # only its own stages' time
+
+
+class FailsOnce:
+    """The copy stage of the first run takes 50 ms and then raises."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    @hookimpl(tryfirst=True)
+    def migpolicy_copy(self):
+        if not self.failed:
+            self.failed = True
+            time.sleep(0.05)
+            raise RuntimeError("copy engine on fire")
+
+
+def test_a_failed_run_leaves_nothing_in_the_next_report(pm, ctx_for) -> None:
+    ctx = ctx_for()
+    clean = ctx.price(_paged(10))
+    pm.register(FailsOnce(), name="flaky")
+    with pytest.raises(PluginError, match="copy engine on fire"):
+        ctx.price(_paged(10))
+    report, elapsed = _timed_price(ctx, _paged(10))
+    assert_reports_equal(report, clean, rel=0)
+    assert set(report.pricing_s) == set(STAGES)
+    assert sum(report.pricing_s.values()) <= elapsed < 0.05

@@ -161,7 +161,8 @@ def build_space(pm: pluggy.PluginManager, hw: Profile,
 
     ``fixed`` values (already validated) leave the space, and so does a
     parameter with one possible value on ``hw`` (such as ``gpu.streams`` on a
-    profile without a GPU), which joins ``fixed``. Registry choices:
+    profile without a GPU) or that cannot matter there (``applies``), which
+    joins ``fixed``. Registry choices:
     ``engine`` takes every engine with at least one worker on ``hw``, plus
     ``auto``; ``placement`` and ``demotion`` the registered policies of that
     role (``demotion`` also ``none``).
@@ -177,6 +178,9 @@ def build_space(pm: pluggy.PluginManager, hw: Profile,
     declared = [p for p in declared_parameters(pm) if p.tunable and p.name not in fixed]
     distributions = {}
     for p in _ordered(declared):
+        if p.applies is not None and not p.applies(hw):  # cannot matter on this profile
+            fixed[p.name] = p.default
+            continue
         dist = _distribution(p, hw, registries)
         if dist.single():  # one possible value on this profile: nothing to search
             fixed[p.name] = dist.to_external_repr(0) if isinstance(

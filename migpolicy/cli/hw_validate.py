@@ -57,8 +57,8 @@ def validate_command(ctx: click.Context, profile: str, table: str, as_json: bool
     """
     from migpolicy.context import build_context
     from migpolicy.errors import InputError
-    from migpolicy.hardware.validate import plot, validate
     from migpolicy.hardware.learned import profile_model as model_for
+    from migpolicy.hardware.validate import plot, validate
 
     run = build_context(plugins=ctx.find_root().obj["plugins"], hw=profile)
     hw = run.hw

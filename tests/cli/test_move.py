@@ -12,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 PROFILES = ("zen3-epyc-ptdma", "gh200", "dram-cxl", "local")
-#: A worker count every shipped profile allows for each engine.
-ENGINES = {"cpu": 1, "mt": 2, "dma": 2, "gpu": 1, "auto": 1}
+#: A worker count every shipped profile allows for each engine (auto chooses its own).
+ENGINES = {"cpu": 1, "mt": 2, "dma": 2, "gpu": 1, "auto": None}
+#: The parameter ``--workers`` sets for each engine.
+WORKER_PARAMS = {"mt": "mt.threads", "dma": "dma.channels", "gpu": "gpu.streams"}
 STAGES = ("isolate", "batch", "copy", "remap", "account")
 PROVENANCE_KINDS = {"measured", "fitted", "assumed"}
 
@@ -44,6 +46,7 @@ def test_json_has_every_required_key(run_cli) -> None:
     assert data["bytes"] == 1 << 30
     assert data["folios"] == 512
     assert data["engine"] == "mt" and data["workers"] == 8
+    assert data["params"]["mt.threads"] == 8 and "workers" not in data["params"]
     assert data["hw"] == "zen3-epyc-ptdma"
     assert data["modelled"] is True
     assert set(data["stages"]) == set(STAGES)
@@ -71,9 +74,10 @@ def matrix(migpolicy_exe: str, tmp_path_factory: pytest.TempPathFactory) -> dict
 
     def run(case: tuple[str, str]) -> subprocess.CompletedProcess:
         profile, engine = case
+        workers = [] if ENGINES[engine] is None else ["--workers", str(ENGINES[engine])]
         return subprocess.run(
-            [migpolicy_exe, "move", "--hw", profile, "--engine", engine, "--workers",
-             str(ENGINES[engine]), "--bytes", "256M", "--folio", "2M", "--json"],
+            [migpolicy_exe, "move", "--hw", profile, "--engine", engine, *workers,
+             "--bytes", "256M", "--folio", "2M", "--json"],
             capture_output=True, text=True, env=env, timeout=120)
 
     cases = list(itertools.product(PROFILES, ENGINES))
@@ -97,10 +101,17 @@ def test_every_engine_on_every_profile(matrix: dict, profile: str, engine: str) 
     assert cpu == pytest.approx(sum(data["stages"][s]["cpu_s"] for s in STAGES), rel=1e-9)
     used = set(data["engines_used"])
     if engine == "auto":
-        assert used and used <= {"cpu", "mt", "dma"}
+        # one 2 MiB batch shape: one engine, and one the profile has
+        assert len(used) == 1 and used <= {"cpu", "mt", "dma", "gpu"}
+        (name,) = used
+        assert f"engines.{name}" in {".".join(p.split(".")[:2]) for p in data["provenance"]}
+        if name in WORKER_PARAMS:
+            assert data["engines_used"][name]["workers"][0] <= data["params"][WORKER_PARAMS[name]]
     else:
         assert used == {engine}
         assert data["workers"] == ENGINES[engine]
+        if engine in WORKER_PARAMS:
+            assert data["params"][WORKER_PARAMS[engine]] == ENGINES[engine]
     # provenance covers what priced it, and only that
     assert data["provenance"]
     for path, entry in data["provenance"].items():
@@ -131,7 +142,33 @@ def test_text_output_names_profile_and_says_modelled(run_cli) -> None:
 def test_auto_shows_what_it_chose(run_cli) -> None:
     code, out, err = run_cli("move", "--engine", "auto", "--bytes", "16M", "--folio", "2M")
     assert code == 0, err
-    assert re.search(r"auto → .*(cpu|mt|dma)", out), out
+    assert re.search(r"auto → .*(cpu|mt|dma|gpu) x\d", out), out
+
+
+def test_auto_keeps_within_the_worker_parameters(run_cli) -> None:
+    data = move_json(run_cli, "--engine", "auto", "--bytes", "64M", "--folio", "64K",
+                     "--param", "mt.threads=2", "--param", "dma.channels=3",
+                     "--param", "gpu.streams=1")
+    for name, used in data["engines_used"].items():
+        limit = data["params"][WORKER_PARAMS[name]] if name in WORKER_PARAMS else 1
+        assert max(used["workers"]) <= limit, (name, used)
+
+
+def test_a_fixed_engine_without_workers_uses_its_parameter(run_cli) -> None:
+    data = move_json(run_cli, "--engine", "dma", "--bytes", "64M")
+    assert data["workers"] == data["params"]["dma.channels"] == 16
+    data = move_json(run_cli, "--engine", "mt", "--param", "mt.threads=6", "--bytes", "64M")
+    assert data["workers"] == 6
+
+
+@pytest.mark.xfail(strict=True, reason="the worker parameters' defaults (mt.threads=8, "
+                   "dma.channels=16, gpu.streams=2) exceed the local profile (2 threads, 4 "
+                   "channels, 1 stream), so a fixed engine without --workers fails there, and "
+                   "the error names a --workers the user never gave")
+@pytest.mark.parametrize("engine", ["mt", "dma", "gpu"])
+def test_a_fixed_engine_without_workers_runs_on_every_profile(run_cli, engine: str) -> None:
+    code, _, err = run_cli("move", "--hw", "local", "--engine", engine, "--bytes", "4M")
+    assert code == 0, err
 
 
 def test_accounting_policies_in_json(run_cli) -> None:
@@ -183,9 +220,13 @@ def test_unknown_engine(run_cli) -> None:
 
 @pytest.mark.parametrize(
     ("args", "needles", "status"),
-    [(("--engine", "mt", "--workers", "1000"), ("--workers 1000", "1 to"), 1),
+    [(("--engine", "mt", "--workers", "1000"), ("--workers 1000", "1 to 64 threads"), 1),
      (("--engine", "gpu", "--workers", "64"), ("--workers 64", "stream"), 1),
-     (("--engine", "mt", "--workers", "0"), ("--workers", "0"), 2)],
+     (("--engine", "mt", "--workers", "0"), ("--workers", "0"), 2),
+     (("--engine", "cpu", "--workers", "2"), ("--workers 2", "engine cpu", "one thread"), 1),
+     (("--engine", "auto", "--workers", "4"), ("--workers", "fixed engine", "mt.threads"), 1),
+     (("--engine", "mt", "--workers", "4", "--param", "mt.threads=6"),
+      ("--workers 4", "mt.threads=6"), 1)],
 )
 def test_impossible_worker_count(run_cli, args: tuple[str, ...], needles: tuple[str, ...],
                                  status: int) -> None:

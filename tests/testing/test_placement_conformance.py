@@ -109,5 +109,5 @@ def test_the_suite_catches_a_broken_rate_limit(hw, monkeypatch):
     monkeypatch.setattr(suite, "params", lambda pm, info: {"rate.mbps": 10.0})
     workload = Workload()
     assert workload.epoch_ns == 10_000_000
-    with pytest.raises(AssertionError, match="past its rate.mbps"):
+    with pytest.raises(AssertionError, match=r"past its rate\.mbps"):
         suite.test_keeps_its_rate_limit((None, None), hw)
