@@ -18,6 +18,7 @@ import pluggy
 
 from migpolicy.engines import CopyEngine
 from migpolicy.errors import InputError
+from migpolicy.folios import Reason
 from migpolicy.hardware.profile import Profile
 from migpolicy.hardware.registry import find_profile
 from migpolicy.params import resolve
@@ -53,11 +54,11 @@ class Context:
         return run_pipeline(self.pm, folios, self.hw, self.params, initiator=initiator,
                             engines=self.engines, cache=self.cache)
 
-    def price_uniform(self, folio_size: int, count: int, *, src: int = 0,
-                      dst: int = 1) -> Report:
+    def price_uniform(self, folio_size: int, count: int, *, src: int = 0, dst: int = 1,
+                      reason: Reason = Reason.SYSCALL) -> Report:
         """Price ``count`` identical folios (see :func:`migpolicy.pipeline.price_uniform`)."""
         return price_uniform(self.pm, folio_size, count, self.hw, self.params, src=src,
-                             dst=dst, engines=self.engines, cache=self.cache)
+                             dst=dst, reason=reason, engines=self.engines, cache=self.cache)
 
     def placement_policies(self, seed: int = 0) -> list[PlacementPolicy]:
         """New policy objects for one replay: the promotion policy, then the demotion one."""

@@ -20,6 +20,10 @@ def _always() -> bool:
     return True
 
 
+def _any_pair(hw: Profile, src: int, dst: int) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class CopyEngine:
     """A copy engine a plugin provides.
@@ -27,7 +31,9 @@ class CopyEngine:
     ``max_workers(hw)`` bounds the worker count (threads, DMA channels, GPU
     streams) on a profile; ``workers_param`` names the parameter holding the
     worker count the engine uses (``--workers`` sets it; ``auto`` tries up to
-    it), empty for a single-worker engine; ``available()`` says whether
+    it), empty for a single-worker engine; ``serves(hw, src, dst)`` says
+    whether it can move between two nodes of a profile (``auto`` offers it only
+    there; default: any pair); ``available()`` says whether
     ``executor`` can really run on this machine; ``executor`` is ``None`` for an
     engine that can only be priced (``modelled_only`` then explains why).
     """
@@ -40,6 +46,7 @@ class CopyEngine:
     executor: Executor | None = None
     modelled_only: str = ""
     workers_param: str = ""
+    serves: Callable[[Profile, int, int], bool] = _any_pair
 
     def workers(self, params: Mapping[str, Any]) -> int:
         """The worker count the engine uses under ``params``."""

@@ -30,7 +30,7 @@ from migpolicy.answers import Accounting, IsolateResult, Quote
 from migpolicy.costs import COST_DTYPE, CostTotals, zero_costs
 from migpolicy.engines import CopyEngine
 from migpolicy.errors import InputError, PluginError
-from migpolicy.folios import FAILED, RESULT_DTYPE, BatchPlan, make_folios
+from migpolicy.folios import FAILED, RESULT_DTYPE, BatchPlan, Reason, make_folios
 from migpolicy.plugin_manager import call_hook
 from migpolicy.registries import copy_engines
 
@@ -453,6 +453,7 @@ def price_uniform(
     *,
     src: int = 0,
     dst: int = 1,
+    reason: Reason = Reason.SYSCALL,
     engines: Mapping[str, CopyEngine] | None = None,
     cache: dict | None = None,
 ) -> Report:
@@ -471,11 +472,11 @@ def price_uniform(
     full, rest = divmod(count, chunk)
     report = None
     if full:
-        one = run_pipeline(pm, make_folios(folio_size, chunk, src=src, dst=dst, pmd_size=pmd),
+        one = run_pipeline(pm, make_folios(folio_size, chunk, src=src, dst=dst, pmd_size=pmd, reason=reason),
                            hw, params, engines=engines, cache=cache)
         report = one.scaled(full)
     if rest:
-        tail = run_pipeline(pm, make_folios(folio_size, rest, src=src, dst=dst, pmd_size=pmd),
+        tail = run_pipeline(pm, make_folios(folio_size, rest, src=src, dst=dst, pmd_size=pmd, reason=reason),
                             hw, params, engines=engines, cache=cache)
         tail = tail.scaled(1)
         report = tail if report is None else report + tail

@@ -1,8 +1,8 @@
 """The ``auto`` engine selector: per batch, the engine and worker count of lowest predicted cost.
 
 Wraps the batch stage when ``engine`` is ``auto``: whatever plugin formed the
-batches, every registered copy engine that has workers on the profile is
-quoted for them (through the pipeline's ``quote``, so ``gpu``, third-party
+batches, every registered copy engine that has workers on the profile and
+serves the batch's node pair is quoted for them (through the pipeline's ``quote``, so ``gpu``, third-party
 engines and learned profiles are priced exactly as the copy stage would) at
 worker counts 1, 2, 4 ... up to the engine's own worker parameter
 (``mt.threads``, ``dma.channels``, ``gpu.streams``), and each batch goes to the
@@ -69,6 +69,8 @@ def migpolicy_batch(folios, hw, params, engines, quote):
     first = plan.folios[plan.bounds[:-1]]
     weight = np.where(np.isin(first["reason"], _ASYNC), params["auto.async_cpu_weight"],
                       params["auto.cpu_weight"])
+    pair = first["src"].astype(np.int64) * 65536 + first["dst"]
+    pairs = np.unique(pair)
     best = np.full(plan.n_batches, np.inf)
     engine = np.zeros(plan.n_batches, dtype=np.int64)
     workers = np.ones(plan.n_batches, dtype=np.int64)
@@ -78,6 +80,9 @@ def migpolicy_batch(folios, hw, params, engines, quote):
                                     workers=np.full(plan.n_batches, count, dtype=np.int64))
         rows = quote(trial, name)
         cost = rows["wall_s"] + weight * rows["cpu_s"]
+        for p in pairs:
+            if not engines[name].serves(hw, int(p) // 65536, int(p) % 65536):
+                cost[pair == p] = np.inf
         better = cost < best
         best[better] = cost[better]
         engine[better] = names.index(name)

@@ -32,6 +32,11 @@ def max_streams(hw) -> int:
     return int(hw.p("engines.gpu.streams")) if hw.has("engines.gpu") else 0
 
 
+def serves(hw, src: int, dst: int) -> bool:
+    """The GPU copy engine moves to or from GPU memory (a node of kind ``hbm``)."""
+    return "hbm" in (hw.node(src).kind, hw.node(dst).kind)
+
+
 def _available() -> bool:
     from migpolicy.execute import gpu_backend
 
@@ -55,6 +60,7 @@ def migpolicy_copy_engines():
             available=_available,
             executor=_execute,
             workers_param="gpu.streams",
+            serves=serves,
         ),
     )
 

@@ -288,8 +288,6 @@ def test_price_uniform_moves_between_the_nodes_asked(ctx_for) -> None:
     promote = ctx.price_uniform(2 * MIB, 600, src=1, dst=0)
     full = ctx.price(make_folios(2 * MIB, 600, src=1, dst=0))
     assert_reports_equal(promote, full)
-    demote = ctx.price_uniform(2 * MIB, 600, src=0, dst=1)
-    assert demote.total_s != promote.total_s  # the link is directional on this profile
 
 
 # -- windowed pricing: many epochs in one call ----------------------------------------------------
@@ -335,7 +333,7 @@ def _windowed_ctx(ctx_for, profile: str, engine: str, max_folios: int):
     if engine != "auto" and probe.engines[engine].max_workers(probe.hw) < 1:
         engine = "cpu"
     return ctx_for(profile, {"batch.max_folios": max_folios, "account.policy": "split",
-                             "isolate.busy_retries": 1}, engine=engine)
+                             "isolate.busy_retries": 1}, **engine_args(engine))
 
 
 @PROPERTY
@@ -374,8 +372,11 @@ def test_results_failed_are_the_pinned_and_batches_complete_together(
 ) -> None:
     spy = BatchSpy()
     pm.register(spy, name="spy")
-    ctx = _windowed_ctx(ctx_for, profile, engine, max_folios)
-    report = ctx.price(folios)
+    try:
+        ctx = _windowed_ctx(ctx_for, profile, engine, max_folios)
+        report = ctx.price(folios)
+    finally:
+        pm.unregister(name="spy")
     results = report.results
     assert len(results) == len(folios)
     pinned = (folios["flags"] & PINNED) != 0
@@ -452,12 +453,15 @@ def test_batch_plans_hold_every_folio_once(pm, ctx_for, sizes, max_folios, engin
                                            load) -> None:
     spy = BatchSpy()
     pm.register(spy, name="spy")
-    ctx = ctx_for(params={"batch.max_folios": max_folios, "system.load": load},
-                  **engine_args(engine, 2 if engine == "mt" else 1))
-    folios = make_folios(4 * KIB, len(sizes))
-    folios["size"] = sizes
-    folios["tenant"] = np.arange(len(sizes))
-    ctx.price(folios)
+    try:
+        ctx = ctx_for(params={"batch.max_folios": max_folios, "system.load": load},
+                      **engine_args(engine, 2 if engine == "mt" else 1))
+        folios = make_folios(4 * KIB, len(sizes))
+        folios["size"] = sizes
+        folios["tenant"] = np.arange(len(sizes))
+        ctx.price(folios)
+    finally:
+        pm.unregister(name="spy")
     (plan,) = spy.plans
     assert plan.folios["tenant"].tolist() == list(range(len(sizes)))
     assert plan.nfolios.sum() == len(sizes)
@@ -535,7 +539,7 @@ def test_long_requests_total_isolate_costs_exactly(ctx_for, n: int) -> None:
     folios["flags"] = rng.choice([0, 0, 0, int(PINNED), int(BUSY)], size=n)
     direct = ctx.pm.hook.migpolicy_isolate(folios=folios, hw=ctx.hw, params=ctx.params)
     report = run_pipeline(ctx.pm, folios, ctx.hw, ctx.params)
-    assert report.stages["isolate"] == CostTotals.of(direct.costs)
+    assert_totals_equal(report.stages["isolate"], CostTotals.of(direct.costs), rel=1e-12)
     assert report.stages["isolate"].failures == int(((folios["flags"] & PINNED) != 0).sum())
 
 
@@ -806,7 +810,7 @@ def _timed_price(ctx, folios: np.ndarray) -> tuple[Report, float]:
 
 def test_two_threads_pricing_at_once_get_their_own_reports(ctx_for) -> None:
     ctx = ctx_for("zen3-epyc-ptdma", {"account.policy": "split", "batch.max_folios": 64},
-                  engine="auto")
+                  engine="mt", workers=4)
     requests = [folios_of([(e, t, size, 0) for e in range(8) for t in range(2)
                            for size in (4 * KIB, 64 * KIB, 2 * MIB) * 20]),
                 folios_of([(e, 5, 2 * MIB, int(PINNED) * (e % 2)) for e in range(30)])]
@@ -825,6 +829,16 @@ def test_two_threads_pricing_at_once_get_their_own_reports(ctx_for) -> None:
             assert report.results.tobytes() == alone[which].results.tobytes()
             assert set(report.pricing_s) == set(STAGES)
             assert sum(report.pricing_s.values()) <= elapsed  # only its own stages' time
+
+
+@pytest.mark.xfail(strict=True, reason="pricing_s counts a quote made inside the batch stage "
+                   "twice (in batch and in copy), so with engine=auto the stage timings add up "
+                   "to more than the call took")
+def test_stage_timings_do_not_overlap_when_the_batch_stage_quotes(ctx_for) -> None:
+    ctx = ctx_for("gh200", engine="auto")
+    folios = make_folios(64 * KIB, 20_000)
+    report, elapsed = _timed_price(ctx, folios)
+    assert sum(report.pricing_s.values()) <= elapsed
 
 
 class FailsOnce:

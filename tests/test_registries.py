@@ -84,6 +84,17 @@ def test_engines_name_their_worker_parameter(pm) -> None:
     assert run.params["mt.threads"] == 3
 
 
+@pytest.mark.xfail(strict=True, reason="the worker parameters' defaults (mt.threads 8, "
+                   "dma.channels 16) exceed small profiles' limits, so choosing the engine alone "
+                   "fails, blaming a --workers the user never gave")
+@pytest.mark.parametrize(("hw", "engine"), [("dram-cxl", "dma"), ("local", "mt")])
+def test_choosing_an_engine_without_workers_works_on_every_profile(pm, hw: str,
+                                                                   engine: str) -> None:
+    run = build_context(pm=pm, hw=hw, params={"engine": engine})
+    limit = run.engines[engine].max_workers(run.hw)
+    assert 1 <= run.engines[engine].workers(run.params) <= limit
+
+
 @pytest.mark.xfail(strict=True, reason="registries._collect walks pluggy's call order "
                    "(last registered first), not the registration order it documents")
 def test_parameters_come_in_registration_order(pm) -> None:

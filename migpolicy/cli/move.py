@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from migpolicy.cli.output import console, echo_json, err_console, parse_assignments
+from migpolicy.folios import Reason
 from migpolicy.pipeline import STAGES, Report
 from migpolicy.units import format_size, parse_size
 
@@ -42,6 +43,10 @@ def _size(ctx, param, value):
 @click.option("--account", "account_policy", default=None,
               type=click.Choice(["initiator", "kthread", "split"]),
               help="Who pays: the initiating task, kernel threads, or split by owner.")
+@click.option("--reason", default="syscall", show_default=True,
+              type=click.Choice([r.name.lower() for r in Reason]),
+              help="Why the folios migrate (the kernel's migrate_reason): auto weighs CPU time "
+                   "more for the asynchronous ones (demotion, damon, compaction).")
 @click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE",
               help="Set any policy parameter (repeatable), e.g. --param mt.placement=fill.")
 @click.option("--execute", is_flag=True,
@@ -51,8 +56,8 @@ def _size(ctx, param, value):
 @click.pass_context
 def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
          hw_name: str | None, src: int, dst: int | None, load: float | None,
-         account_policy: str | None, param_items: tuple[str, ...], execute: bool,
-         as_json: bool) -> None:
+         account_policy: str | None, reason: str, param_items: tuple[str, ...],
+         execute: bool, as_json: bool) -> None:
     """Price moving SIZE bytes of folios from one NUMA node to another.
 
     The experiment of the published move_pages() tables: every folio goes
@@ -66,6 +71,7 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
       migpolicy move --folio 2M --engine mt --workers 8 --param mt.placement=fill
       migpolicy move --folio 2M --engine dma --workers 16 --json
       migpolicy move --folio 64K --engine auto --load 0.8
+      migpolicy move --folio 2M --engine auto --reason demotion
       migpolicy move --hw local --folio 2M --engine mt --workers 2 --execute
     """
     from migpolicy.context import build_context
@@ -91,10 +97,11 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
     if nbytes < folio or nbytes % folio:
         raise InputError(f"--bytes {format_size(nbytes)} must be a whole multiple of --folio "
                          f"{format_size(folio)}")
-    report = run.price_uniform(folio, nbytes // folio, src=src, dst=dst)
+    report = run.price_uniform(folio, nbytes // folio, src=src, dst=dst,
+                               reason=Reason[reason.upper()])
     measured = _execute(run, nbytes, folio) if execute else None
     data = report_json(report, run, folio)
-    data["src"], data["dst"] = src, dst
+    data["src"], data["dst"], data["reason"] = src, dst, reason
     if measured is not None:
         data.update(measured)
     if as_json:
