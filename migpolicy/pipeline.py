@@ -471,14 +471,11 @@ def price_uniform(
     cache = {} if cache is None else cache
     full, rest = divmod(count, chunk)
     report = None
-    if full:
-        one = run_pipeline(pm, make_folios(folio_size, chunk, src=src, dst=dst, pmd_size=pmd, reason=reason),
-                           hw, params, engines=engines, cache=cache)
-        report = one.scaled(full)
-    if rest:
-        tail = run_pipeline(pm, make_folios(folio_size, rest, src=src, dst=dst, pmd_size=pmd, reason=reason),
-                            hw, params, engines=engines, cache=cache)
-        tail = tail.scaled(1)
-        report = tail if report is None else report + tail
+    for k, n in ((full, chunk), (1, rest)):
+        if k == 0 or n == 0:
+            continue
+        folios = make_folios(folio_size, n, src=src, dst=dst, pmd_size=pmd, reason=reason)
+        sample = run_pipeline(pm, folios, hw, params, engines=engines, cache=cache).scaled(k)
+        report = sample if report is None else report + sample
     assert report is not None
     return report

@@ -2,8 +2,9 @@
 
 Wraps the batch stage when ``engine`` is ``auto``: whatever plugin formed the
 batches, every registered copy engine that has workers on the profile and
-serves the batch's node pair is quoted for them (through the pipeline's ``quote``, so ``gpu``, third-party
-engines and learned profiles are priced exactly as the copy stage would) at
+serves the batch's node pair is quoted for them (through the pipeline's
+``quote``, so ``gpu``, third-party engines and learned profiles are priced
+exactly as the copy stage would) at
 worker counts 1, 2, 4 ... up to the engine's own worker parameter
 (``mt.threads``, ``dma.channels``, ``gpu.streams``), and each batch goes to the
 cheapest. The cost weighs wall time against CPU time by the migration's

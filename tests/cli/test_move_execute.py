@@ -54,7 +54,7 @@ def test_dma_says_its_figures_are_modelled(run_cli) -> None:
 
 @pytest.mark.skipif(bool(GPU_LIBRARIES), reason=f"{', '.join(GPU_LIBRARIES)} installed here")
 def test_gpu_without_a_gpu_is_skipped_with_a_note(run_cli) -> None:
-    data = move_json(run_cli, "--engine", "gpu", "--execute")
+    data = move_json(run_cli, "--engine", "gpu", "--workers", "1", "--execute")
     assert data["measured_s"] is None
     assert "gpu cannot run on this machine" in data["execute_note"]
     assert data["throughput_gbps"] > 0
