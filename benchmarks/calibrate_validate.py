@@ -30,11 +30,11 @@ import numpy as np
 from migpolicy.context import build_context
 from migpolicy.hardware.calibrate import Settings, measure, plan, write_table
 from migpolicy.hardware.learned import save_model, train, training_set
+from migpolicy.hardware.locations import shipped_dir
 from migpolicy.hardware.numa import detect_nodes
 from migpolicy.hardware.profile import load_profile
 from migpolicy.hardware.tables import read_table
 from migpolicy.hardware.validate import validate
-from migpolicy.plugins.profiles import shipped_dir
 
 TARGET_MEDIAN = 10.0
 TARGET_QUICK_S = 60.0

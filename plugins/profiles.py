@@ -8,25 +8,8 @@ which takes precedence over a shipped profile of the same name).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from migpolicy.hookspecs import hookimpl
-
-
-def shipped_dir() -> Path:
-    """The directory of the profiles that ship with migpolicy."""
-    from migpolicy import hardware
-
-    return Path(hardware.__file__).resolve().parent / "profiles"
-
-
-def user_dir() -> Path:
-    """Where calibrated and fitted profiles of this user live."""
-    env = os.environ.get("MIGPOLICY_PROFILE_DIR")
-    if env:
-        return Path(env)
-    return Path.home() / ".config" / "migpolicy" / "profiles"
+from migpolicy.contract import hookimpl
+from migpolicy.hardware.locations import shipped_dir, user_dir
 
 
 @hookimpl

@@ -24,8 +24,8 @@ import pluggy
 import pytest
 
 from migpolicy.context import Context, build_context
+from migpolicy.hardware.locations import shipped_dir
 from migpolicy.plugin_manager import get_plugin_manager
-from migpolicy.plugins.profiles import shipped_dir
 
 #: Hook names called from migpolicy's own modules during this session.
 HOOKS_CALLED: set[str] = set()

@@ -114,7 +114,7 @@ def calibrate_command(ctx: click.Context, out: Path | None, engines: str, quick:
     """
     from migpolicy.context import build_context
     from migpolicy.hardware.calibrate import PROVENANCE_ID, Settings, calibrate
-    from migpolicy.plugins.profiles import shipped_dir, user_dir
+    from migpolicy.hardware.locations import shipped_dir, user_dir
 
     settings = Settings.preset(
         quick, engines=tuple(e.strip() for e in engines.split(",") if e.strip()),

@@ -20,7 +20,7 @@ from migpolicy.hardware.fit import FitResult
 from migpolicy.hardware.profile import load_profile
 from migpolicy.hardware.registry import find_profile
 from migpolicy.hardware.tables import read_table
-from migpolicy.plugins.profiles import shipped_dir, user_dir
+from migpolicy.hardware.locations import shipped_dir, user_dir
 
 K, M = 1 << 10, 1 << 20
 #: A calibration small enough for a unit test: two sizes, two counts, two samples.
