@@ -26,7 +26,7 @@ so new arguments never break old plugins.
 
 Around them: the placement-policy hook (which pages to move each epoch), the
 registration hooks (copy engines, parameters, hardware profiles, trace
-readers) and the tuning hook (search space).
+formats and generators) and the tuning hook (search space).
 
 Units everywhere: bytes, seconds, NUMA node ids; ``hw`` is a
 :class:`migpolicy.hardware.profile.Profile`, ``params`` a ``dict`` of resolved
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from migpolicy.hardware.profile import Profile
     from migpolicy.params import Parameter
     from migpolicy.pipeline import Accounting, IsolateResult
+    from migpolicy.traces.events import TraceFormat, TraceGenerator
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -94,14 +95,27 @@ def migpolicy_hardware_profiles() -> Sequence[str]:
 
 
 @hookspec
-def migpolicy_trace_readers() -> Mapping[str, Any]:
-    """Register trace formats.
+def migpolicy_trace_formats() -> Sequence[TraceFormat]:
+    """Declare the trace formats this plugin can read.
 
-    :returns: a mapping of format name to a reader: a callable taking a path and
-        yielding chunks of events (structured arrays of ``t_ns``, ``page``,
-        ``op``, ``tenant``), so memory stays bounded for any trace length.
+    :returns: :class:`migpolicy.traces.events.TraceFormat` descriptors (name,
+        summary, a content sniffer, a ``read`` callable yielding bounded chunks
+        of ``EVENT_DTYPE`` with page numbers, options).
 
-    Called when a trace is opened, to pick the reader by name or file suffix.
+    Called when a trace is opened or listed; ``--from`` validation and format
+    detection from the file's content use the union of all answers.
+    """
+
+
+@hookspec
+def migpolicy_trace_generators() -> Sequence[TraceGenerator]:
+    """Declare the synthetic trace generators this plugin provides.
+
+    :returns: :class:`migpolicy.traces.events.TraceGenerator` descriptors (name,
+        summary, a ``generate`` callable deterministic by seed, options).
+
+    Called when ``migpolicy trace gen`` looks a generator up or lists them; the
+    union of all answers is offered.
     """
 
 
