@@ -13,6 +13,9 @@ arguments and answers are the types here:
 * registrations: :class:`CopyEngine`, :class:`Parameter`,
   :class:`PlacementPolicyInfo` with :class:`PlacementPolicy`,
   :class:`Epoch` and :class:`PlacementView`;
+* traces: :data:`EVENT_DTYPE` (one row per trace event), the ``OP_*`` codes,
+  :class:`TraceFormat`, :class:`TraceGenerator`, :class:`TraceMeta`,
+  :class:`TraceOption`, :class:`TraceSource` and :func:`empty_events`;
 * helpers every stage plugin needs: :func:`zero_costs`,
   :func:`page_table_entries`, :func:`consecutive_batches`, and
   :data:`hookimpl` to mark implementations.
@@ -50,14 +53,34 @@ from migpolicy.placement import (
     PlacementView,
     empty_requests,
 )
+from migpolicy.traces.events import (
+    EVENT_DTYPE,
+    OP_MODIFY,
+    OP_NAMES,
+    OP_READ,
+    OP_UNKNOWN,
+    OP_WRITE,
+    TraceFormat,
+    TraceGenerator,
+    TraceMeta,
+    TraceOption,
+    TraceSource,
+    empty_events,
+)
 
 __all__ = [
     "ASYNC_REASONS",
     "BUSY",
     "COST_DTYPE",
+    "EVENT_DTYPE",
     "FAILED",
     "FOLIO_DTYPE",
     "MOVED",
+    "OP_MODIFY",
+    "OP_NAMES",
+    "OP_READ",
+    "OP_UNKNOWN",
+    "OP_WRITE",
     "PINNED",
     "PMD_MAPPED",
     "REQUEST_DTYPE",
@@ -79,7 +102,13 @@ __all__ = [
     "Profile",
     "Quote",
     "Reason",
+    "TraceFormat",
+    "TraceGenerator",
+    "TraceMeta",
+    "TraceOption",
+    "TraceSource",
     "consecutive_batches",
+    "empty_events",
     "empty_requests",
     "hookimpl",
     "make_folios",

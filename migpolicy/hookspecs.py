@@ -25,9 +25,9 @@ called with keyword arguments; an implementation may accept any subset of them,
 so new arguments never break old plugins.
 
 Around them: the registration hooks (copy engines, parameters, hardware
-profiles, placement policies, trace readers) and the tuning hook (narrowing
-the search space). A plugin imports its types from :mod:`migpolicy.contract`
-and nothing else of migpolicy's internals.
+profiles, placement policies, trace formats and generators) and the tuning
+hook (narrowing the search space). A plugin imports its types from
+:mod:`migpolicy.contract` and nothing else of migpolicy's internals.
 
 Units everywhere: bytes, seconds, NUMA node ids; ``hw`` is a
 :class:`migpolicy.hardware.profile.Profile`, ``params`` a mapping of resolved
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
         PlacementPolicyInfo,
         Profile,
         Quote,
+        TraceFormat,
+        TraceGenerator,
     )
 
 __all__ = ["hookimpl", "hookspec"]
@@ -106,14 +108,27 @@ def migpolicy_hardware_profiles() -> Sequence[str]:
 
 
 @hookspec
-def migpolicy_trace_readers() -> Mapping[str, Any]:
-    """Register trace formats.
+def migpolicy_trace_formats() -> Sequence[TraceFormat]:
+    """Declare the trace formats this plugin can read.
 
-    :returns: a mapping of format name to a reader: a callable taking a path and
-        yielding chunks of events (structured arrays of ``t_ns``, ``page``,
-        ``op``, ``tenant``), so memory stays bounded for any trace length.
+    :returns: :class:`migpolicy.traces.events.TraceFormat` descriptors (name,
+        summary, a content sniffer, a ``read`` callable yielding bounded chunks
+        of ``EVENT_DTYPE`` with page numbers, options).
 
-    Called when a trace is opened, to pick the reader by name or file suffix.
+    Called when a trace is opened or listed; ``--from`` validation and format
+    detection from the file's content use the union of all answers.
+    """
+
+
+@hookspec
+def migpolicy_trace_generators() -> Sequence[TraceGenerator]:
+    """Declare the synthetic trace generators this plugin provides.
+
+    :returns: :class:`migpolicy.traces.events.TraceGenerator` descriptors (name,
+        summary, a ``generate`` callable deterministic by seed, options).
+
+    Called when ``migpolicy trace gen`` looks a generator up or lists them; the
+    union of all answers is offered.
     """
 
 

@@ -42,6 +42,12 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "migpolicy.plugins.account",
     "migpolicy.plugins.profiles",
     "migpolicy.plugins.placement_none",
+    "migpolicy.traces.fmt_native",
+    "migpolicy.traces.fmt_damon",
+    "migpolicy.traces.fmt_perf",
+    "migpolicy.traces.fmt_lackey",
+    "migpolicy.traces.fmt_champsim",
+    "migpolicy.traces.generators",
 )
 
 ENTRY_POINT_GROUP = "migpolicy"

@@ -91,9 +91,11 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
 def _register_subcommands() -> None:
     from migpolicy.cli.hw import hw
     from migpolicy.cli.move import move
+    from migpolicy.cli.trace import trace
 
     main.add_command(move)
     main.add_command(hw)
+    main.add_command(trace)
 
 
 _register_subcommands()

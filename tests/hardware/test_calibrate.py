@@ -17,10 +17,10 @@ from migpolicy.hardware import calibrate as cal
 from migpolicy.hardware import numa
 from migpolicy.hardware.calibrate import Experiment, Settings, measure, plan, write_table
 from migpolicy.hardware.fit import FitResult
+from migpolicy.hardware.locations import shipped_dir, user_dir
 from migpolicy.hardware.profile import load_profile
 from migpolicy.hardware.registry import find_profile
 from migpolicy.hardware.tables import read_table
-from migpolicy.hardware.locations import shipped_dir, user_dir
 
 K, M = 1 << 10, 1 << 20
 #: A calibration small enough for a unit test: two sizes, two counts, two samples.

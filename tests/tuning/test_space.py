@@ -7,13 +7,12 @@ import re
 import sys
 import textwrap
 
-import numpy as np
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from migpolicy.context import build_context, declared_parameters
-from migpolicy.contract import CopyEngine, Reason, hookimpl, make_folios
+from migpolicy.contract import CopyEngine, hookimpl
 from migpolicy.errors import PluginError
 from migpolicy.params import resolve
 from migpolicy.plugin_manager import get_plugin_manager
@@ -302,28 +301,3 @@ def test_suggest_asks_only_for_active_parameters(profile: str) -> None:
         resolve(declared, {**space.fixed, **values})
         study.tell(trial, 0.0)
     assert len(engines) >= 3
-
-
-# -- every parameter in the space matters ------------------------------------------------------
-
-
-def test_every_parameter_in_the_space_changes_some_result() -> None:
-    """Dead parameters go: each one, set to two of its values, prices some workload differently."""
-    space, ctx = space_for()
-    cases = [(size, reason) for size in (4 << 10, 64 << 10, 2 << 20)
-             for reason in (Reason.SYSCALL, Reason.DEMOTION)]
-    workload = np.concatenate([make_folios(size, 512, reason=reason) for size, reason in cases])
-    workload["epoch"] = np.repeat(np.arange(len(cases)), 512)
-
-    def priced(params) -> tuple:
-        report = build_context(pm=ctx.pm, hw="zen3-epyc-ptdma", params=params).price(workload)
-        cpu_s = sum(stage.cpu_s for stage in report.stages.values())
-        return (*report.epochs.wall_s.round(15).tolist(), cpu_s)
-
-    for name, dist in space.distributions.items():
-        when = space.parameters[name].when
-        base = {key: allowed[0] for key, allowed in when.items()}
-        if name in ("mt.placement", "mt.side"):
-            base["mt.threads"] = 16  # placement shows only with workers on several CCDs
-        results = {priced({**base, name: value}) for value in values_of(dist)}
-        assert len(results) > 1, f"{name} changes nothing on {ctx.hw.name}"

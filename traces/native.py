@@ -1,0 +1,186 @@
+"""The native trace format: one Parquet file, columns ``t_ns page op tenant weight``.
+
+Parquet is columnar and compressed (zstd), streams by row group, and pandas,
+DuckDB, polars and Spark read it directly. ``page`` holds dense indices in
+first-touch order; the page table (dense index → page number) and the
+:class:`~migpolicy.traces.events.TraceMeta` live in the file's key-value
+metadata, so one file is the whole trace:
+
+- ``migpolicy.trace``: the metadata as JSON;
+- ``migpolicy.page_table``: the page numbers (address // page_size) of the
+  dense indices, delta-encoded int64, zlib-compressed, base64 text.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import json
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from migpolicy.errors import InputError
+from migpolicy.traces.events import EVENT_DTYPE, TraceMeta
+
+__all__ = ["MAGIC", "SCHEMA", "NativeTrace", "NativeWriter", "open_native", "write_native"]
+
+MAGIC = b"PAR1"
+META_KEY = b"migpolicy.trace"
+TABLE_KEY = b"migpolicy.page_table"
+#: Rows per Parquet row group: large enough for fast scans, small enough to stream.
+ROW_GROUP = 1 << 20
+
+SCHEMA = pa.schema([
+    ("t_ns", pa.int64()),
+    ("page", pa.int64()),
+    ("op", pa.uint8()),
+    ("tenant", pa.int32()),
+    ("weight", pa.float64()),
+])
+
+
+def _encode_table(numbers: np.ndarray) -> bytes:
+    deltas = np.diff(numbers.astype(np.int64), prepend=np.int64(0))
+    return base64.b64encode(zlib.compress(deltas.astype("<i8").tobytes(), 6))
+
+
+def _decode_table(text: bytes) -> np.ndarray:
+    raw = zlib.decompress(base64.b64decode(text, validate=True))
+    return np.cumsum(np.frombuffer(raw, dtype="<i8")).astype(np.int64)
+
+
+class NativeWriter:
+    """Write event chunks (dense pages) to an open binary file as a native trace.
+
+    Call :meth:`write` per chunk and :meth:`close` once with the page table and
+    the final metadata; the caller owns the file (use ``atomic_output``).
+    """
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._writer = pq.ParquetWriter(
+            handle, SCHEMA, compression="zstd", compression_level=1,
+            use_dictionary=["op", "tenant"], write_statistics=["t_ns", "page"],
+        )
+        self._pending: list[np.ndarray] = []
+        self._rows = 0
+
+    def write(self, events: np.ndarray) -> None:
+        """Append ``events`` (``EVENT_DTYPE``, dense pages), buffered into full row groups."""
+        self._pending.append(events)
+        self._rows += len(events)
+        if self._rows >= ROW_GROUP:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        events = np.concatenate(self._pending) if self._pending else np.empty(0, EVENT_DTYPE)
+        cut = len(events) if final else len(events) - len(events) % ROW_GROUP
+        if cut:
+            columns = [pa.array(np.ascontiguousarray(events[name][:cut])) for name in SCHEMA.names]
+            self._writer.write_table(pa.Table.from_arrays(columns, schema=SCHEMA),
+                                     row_group_size=ROW_GROUP)
+        rest = events[cut:]
+        self._pending = [rest] if len(rest) else []
+        self._rows = len(rest)
+
+    def close(self, page_numbers: np.ndarray, meta: TraceMeta) -> None:
+        """Flush the last rows and write the page table and metadata into the footer."""
+        self._flush(final=True)
+        self._writer.add_key_value_metadata({
+            META_KEY: json.dumps(dataclasses.asdict(meta)).encode(),
+            TABLE_KEY: _encode_table(page_numbers),
+        })
+        self._writer.close()
+
+    def abort(self) -> None:
+        """Stop writing after a failure (the caller discards the file)."""
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
+
+class NativeTrace:
+    """A native trace file opened for streaming: metadata and page table known up front."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._file = pq.ParquetFile(path)
+            kv: dict[bytes, bytes] = self._file.metadata.metadata or {}
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
+        if META_KEY not in kv or TABLE_KEY not in kv:
+            raise InputError(f"{path}: a Parquet file without migpolicy trace metadata; "
+                             "expected a file written by `migpolicy trace convert` or `gen`")
+        if self._file.schema_arrow.remove_metadata() != SCHEMA:
+            raise InputError(f"{path}: columns {self._file.schema_arrow.names} do not match the "
+                             f"native trace columns {SCHEMA.names}")
+        try:
+            fields = json.loads(kv[META_KEY])
+            self.meta = TraceMeta(**fields)
+            self._numbers = _decode_table(kv[TABLE_KEY])
+        except (ValueError, TypeError, zlib.error) as exc:
+            raise InputError(f"{path}: corrupt migpolicy trace metadata: {exc}") from None
+
+    @property
+    def page_table(self) -> np.ndarray:
+        """Address (bytes) of each dense page index."""
+        return self._numbers * self.meta.page_size
+
+    @property
+    def page_numbers(self) -> np.ndarray:
+        """Page number (address // page size) of each dense page index."""
+        return self._numbers
+
+    def chunks(self, events_per_chunk: int = ROW_GROUP) -> Iterator[np.ndarray]:
+        """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, in file order."""
+        start = 0
+        try:
+            batches = self._file.iter_batches(batch_size=events_per_chunk, use_threads=True)
+            for batch in batches:
+                out = np.empty(batch.num_rows, dtype=EVENT_DTYPE)
+                for i, name in enumerate(SCHEMA.names):
+                    out[name] = batch.column(i).to_numpy(zero_copy_only=False)
+                self._check(out, start)
+                start += len(out)
+                yield out
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{self.path}: corrupt or truncated near event {start}: {exc}"
+                             ) from None
+
+    def _check(self, out: np.ndarray, start: int) -> None:
+        pages = out["page"]
+        if len(pages) and (pages.min() < 0 or pages.max() >= len(self._numbers)):
+            bad = int(np.flatnonzero((pages < 0) | (pages >= len(self._numbers)))[0])
+            raise InputError(f"{self.path}: event {start + bad} names page {int(pages[bad])}, "
+                             f"outside the page table of {len(self._numbers)} pages")
+
+
+def open_native(path: Path, options: dict[str, Any] | None = None) -> NativeTrace:
+    """The ``open`` callable of the native :class:`TraceFormat`."""
+    return NativeTrace(path)
+
+
+def write_native(trace: Any, handle: IO[bytes], command: str = "",
+                 on_chunk: Any = None) -> TraceMeta:
+    """Stream ``trace`` (any opened trace) into ``handle`` as a native trace; return its metadata.
+
+    ``on_chunk(events)`` is called after each chunk (progress bars).
+    """
+    writer = NativeWriter(handle)
+    try:
+        for events in trace.chunks(ROW_GROUP):
+            writer.write(events)
+            if on_chunk is not None:
+                on_chunk(events)
+        meta = dataclasses.replace(trace.meta, command=command or trace.meta.command)
+        writer.close(trace.page_numbers, meta)
+    except BaseException:
+        writer.abort()
+        raise
+    return meta
