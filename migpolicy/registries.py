@@ -29,7 +29,7 @@ def _collect(pm: pluggy.PluginManager, hook: str, kind: type[T], what: str,
     caller = getattr(pm.hook, hook)
     out: dict[str, T] = {}
     owner: dict[str, str] = {}
-    for impl in reversed(caller.get_hookimpls()):  # registration order
+    for impl in caller.get_hookimpls():  # registration order
         if impl.hookwrapper or impl.wrapper:
             continue
         try:

@@ -62,7 +62,7 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
       migpolicy plugins
       migpolicy -p mypkg.engine plugins --json
     """
-    from migpolicy.context import copy_engines
+    from migpolicy.registries import copy_engines, placement_policies
     from migpolicy.plugin_manager import get_plugin_manager, plugin_infos
 
     pm = get_plugin_manager(ctx.obj["plugins"])
@@ -86,6 +86,9 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     console.print("copy engines: " + ", ".join(
         f"{name} ({'runs here' if e.executor and e.available() else 'modelled'})"
         for name, e in engines.items()) + ", auto (per-batch selector)")
+    policies = placement_policies(pm)
+    console.print("placement policies: " + ", ".join(
+        f"{name} ({p.role})" for name, p in sorted(policies.items())))
 
 
 def _register_subcommands() -> None:
