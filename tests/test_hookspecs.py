@@ -4,12 +4,12 @@ Stage hooks are reached through :func:`run_pipeline` and :class:`Context`:
 a plugin overrides a kernel default by answering and declines with ``None``;
 what it answers must show up in the report as hand-computed here.
 Registration hooks are reached through ``build_context``, the registries and
-the profile registry; the tuning hook through ``build_space``.
+the profile registry; the tuning hook through ``build_space``. The trace
+hooks are exercised through ``open_trace`` in ``tests/traces/test_trace_hooks.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from migpolicy.contract import (
 from migpolicy.errors import ConfigError, InputError, PluginError
 from migpolicy.hardware.registry import find_profile, list_profiles
 from migpolicy.hookspecs import hookimpl
-from migpolicy.plugin_manager import call_hook, get_plugin_manager
+from migpolicy.plugin_manager import get_plugin_manager
 from migpolicy.registries import copy_engines
 from migpolicy.tuning.space import build_space
 
@@ -423,42 +423,3 @@ def test_copy_engines_registers_an_engine_build_context_accepts(pm) -> None:
     assert run.price_uniform(4096, 1000).engines["flat"].wall_s == pytest.approx(1000 * US)
     with pytest.raises(InputError, match="--workers 2: engine flat copies with one thread"):
         build_context(pm=pm, params={"engine": "flat", "workers": 2})
-
-
-# -- trace readers ----------------------------------------------------------------------------
-
-EVENT_DTYPE = np.dtype([("t_ns", np.int64), ("page", np.int64), ("op", np.uint8),
-                        ("tenant", np.int32)])
-
-
-def read_tsv(path: str, chunk: int = 1000) -> Iterator[np.ndarray]:
-    """A test trace format: ``t_ns page op tenant`` per line, in bounded chunks."""
-    with open(path) as lines:
-        rows: list[tuple[int, ...]] = []
-        for line in lines:
-            rows.append(tuple(int(v) for v in line.split()))
-            if len(rows) == chunk:
-                yield np.array(rows, dtype=EVENT_DTYPE)
-                rows = []
-        if rows:
-            yield np.array(rows, dtype=EVENT_DTYPE)
-
-
-class TsvReader:
-    @hookimpl
-    def migpolicy_trace_readers(self):
-        return {"tsv": read_tsv}
-
-
-def test_trace_readers_are_registered_and_read(pm, tmp_path: Path) -> None:
-    assert call_hook(pm, "migpolicy_trace_readers") == []
-    pm.register(TsvReader(), name="tsv")
-    readers = {name: reader for answer in call_hook(pm, "migpolicy_trace_readers")
-               for name, reader in answer.items()}
-    assert set(readers) == {"tsv"}
-    trace = tmp_path / "accesses.tsv"
-    trace.write_text("".join(f"{i * 10} {i % 97} {i % 2} {i % 3}\n" for i in range(2500)))
-    chunks = list(readers[trace.suffix.lstrip(".")](str(trace)))
-    assert [len(c) for c in chunks] == [1000, 1000, 500]
-    events = np.concatenate(chunks)
-    assert events["t_ns"][-1] == 24990 and events["page"][100] == 3

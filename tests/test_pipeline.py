@@ -24,7 +24,16 @@ from hypothesis import strategies as st
 from migpolicy.contract import BatchPlan, CopyEngine, IsolateResult, consecutive_batches
 from migpolicy.costs import COST_DTYPE, CostTotals, zero_costs
 from migpolicy.errors import InputError, PluginError
-from migpolicy.folios import BUSY, FAILED, FOLIO_DTYPE, MOVED, PINNED, Reason, make_folios
+from migpolicy.folios import (
+    BUSY,
+    FAILED,
+    FOLIO_DTYPE,
+    MOVED,
+    PINNED,
+    PMD_MAPPED,
+    Reason,
+    make_folios,
+)
 from migpolicy.hardware.tables import read_table, shipped_table
 from migpolicy.hookspecs import hookimpl
 from migpolicy.pipeline import STAGES, Report, price_uniform, run_pipeline
@@ -277,8 +286,9 @@ def test_price_uniform_equals_full_pipeline(
     workers = data.draw(st.integers(1, limit), label="workers")
     ctx = ctx_for(profile, {"batch.max_folios": max_folios, "account.policy": account},
                   **engine_args(engine, workers))
-    uniform = ctx.price_uniform(size, count)
-    full = ctx.price(make_folios(size, count, pmd_size=ctx.hw.pmd_size))
+    dst = 1 if 1 in ctx.hw.nodes else 0  # a one-node profile moves within its node
+    uniform = ctx.price_uniform(size, count, dst=dst)
+    full = ctx.price(make_folios(size, count, dst=dst, pmd_size=ctx.hw.pmd_size))
     assert_reports_equal(uniform, full)
     assert uniform.bytes == size * count
 
@@ -316,7 +326,7 @@ def epoch_requests(draw) -> np.ndarray:
         parts.append(rows)
     folios = np.concatenate(parts)
     folios["page"] = np.arange(len(folios))
-    folios["flags"][folios["size"] == 2 * MIB] |= 1  # THPs are PMD-mapped
+    folios["flags"][folios["size"] == 2 * MIB] |= PMD_MAPPED  # THPs are PMD-mapped
     return folios
 
 
@@ -831,18 +841,65 @@ def test_two_threads_pricing_at_once_get_their_own_reports(ctx_for) -> None:
             assert sum(report.pricing_s.values()) <= elapsed  # only its own stages' time
 
 
+class SlowQuote:
+    """Engine ``slow`` copies in 20 ms a call; the batch stage quotes it once before choosing it."""
+
+    @hookimpl
+    def migpolicy_copy_engines(self):
+        return (CopyEngine("slow", "20 ms per call", "thread", lambda hw: 1,
+                           modelled_only="test engine"),)
+
+    @hookimpl
+    def migpolicy_copy(self, batches, engine):
+        if engine != "slow":
+            return None
+        time.sleep(0.02)
+        return zero_costs(batches.n_batches)
+
+    @hookimpl(tryfirst=True)
+    def migpolicy_batch(self, folios, quote):
+        plan = _plan_on(folios, "slow")
+        quote(plan, "slow")
+        return plan
+
+
 @pytest.mark.xfail(strict=True, reason="pricing_s counts a quote made inside the batch stage "
-                   "twice (in batch and in copy), so with engine=auto the stage timings add up "
-                   "to more than the call took")
-def test_stage_timings_do_not_overlap_when_the_batch_stage_quotes(ctx_for) -> None:
-    ctx = ctx_for("gh200", engine="auto")
-    folios = make_folios(64 * KIB, 20_000)
-    report, elapsed = _timed_price(ctx, folios)
+                   "twice (in batch and in copy), so the stage timings add up to more than "
+                   "the call took")
+def test_stage_timings_do_not_overlap_when_the_batch_stage_quotes(pm, ctx_for) -> None:
+    pm.register(SlowQuote(), name="slow")
+    report, elapsed = _timed_price(ctx_for(engine="slow"), _paged(10))
     assert sum(report.pricing_s.values()) <= elapsed
 
 
+def test_reading_results_later_gives_what_pricing_alone_gives(ctx_for) -> None:
+    ctx = ctx_for(params={"account.policy": "split", "batch.max_folios": 4})
+    first = folios_of([(e, e % 2, 4096 << e, int(PINNED) * (e == 2)) for e in range(5)])
+    second = folios_of([(0, 3, 2 * MIB, 0)] * 9)
+    early = ctx.price(first)
+    ctx.price(second)  # the context prices something else before the results are read
+    fresh = ctx_for(params={"account.policy": "split", "batch.max_folios": 4}).price(first)
+    assert early.results.tobytes() == fresh.results.tobytes()
+    assert early.epochs.tenants.keys() == fresh.epochs.tenants.keys()
+    for tenant, rows in fresh.epochs.tenants.items():
+        assert early.epochs.tenants[tenant].tobytes() == rows.tobytes()
+
+
+@pytest.mark.xfail(strict=True, reason="the per-epoch tenant split is computed lazily from the "
+                   "caller's folio array, so a caller that reuses its request buffer (as a replay "
+                   "loop would) changes a report it already holds")
+def test_a_report_does_not_change_when_the_request_array_is_reused(ctx_for) -> None:
+    ctx = ctx_for(params={"account.policy": "split"})
+    buffer = folios_of([(0, 1, 4096, 0)] * 5 + [(0, 2, 4096, 0)] * 5)
+    report = ctx.price(buffer)
+    buffer["tenant"] = 7  # the next epoch's requests, written into the same buffer
+    buffer["size"] = 2 * MIB
+    assert set(report.epochs.tenants) == {1, 2}
+    assert set(report.accounting) == {"1", "2"}
+
+
 class FailsOnce:
-    """The copy stage of the first run takes 50 ms and then raises."""
+    """The copy stage of the first run takes 200 ms and then raises."""
 
     def __init__(self) -> None:
         self.failed = False
@@ -851,7 +908,7 @@ class FailsOnce:
     def migpolicy_copy(self):
         if not self.failed:
             self.failed = True
-            time.sleep(0.05)
+            time.sleep(0.2)
             raise RuntimeError("copy engine on fire")
 
 
@@ -864,4 +921,4 @@ def test_a_failed_run_leaves_nothing_in_the_next_report(pm, ctx_for) -> None:
     report, elapsed = _timed_price(ctx, _paged(10))
     assert_reports_equal(report, clean, rel=0)
     assert set(report.pricing_s) == set(STAGES)
-    assert sum(report.pricing_s.values()) <= elapsed < 0.05
+    assert sum(report.pricing_s.values()) <= elapsed < 0.2
