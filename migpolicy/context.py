@@ -54,7 +54,7 @@ class Context:
         return run_pipeline(self.pm, folios, self.hw, self.params, initiator=initiator,
                             engines=self.engines, cache=self.cache)
 
-    def price_uniform(self, folio_size: int, count: int, *, src: int = 0, dst: int = 1,
+    def price_uniform(self, folio_size: int, count: int, *, src: int = 0, dst: int | None = None,
                       reason: Reason = Reason.SYSCALL) -> Report:
         """Price ``count`` identical folios (see :func:`migpolicy.pipeline.price_uniform`)."""
         return price_uniform(self.pm, folio_size, count, self.hw, self.params, src=src,
@@ -74,12 +74,16 @@ def build_context(
     hw: str | None = None,
     params: Mapping[str, Any] | None = None,
     pm: pluggy.PluginManager | None = None,
+    default_workers: int | None = None,
 ) -> Context:
     """Load plugins and the profile, resolve parameters, and check the engine choice.
 
     ``params`` may hold ``workers``, the worker count of the fixed engine (what
     ``--workers`` sets): it becomes that engine's worker parameter
-    (``mt.threads``, ``dma.channels`` ...).
+    (``mt.threads``, ``dma.channels`` ...); ``default_workers`` sets it when
+    neither is given. A worker parameter nobody set is capped at what its
+    engine has on the profile, so a default never exceeds a small machine;
+    one set beyond it is an error.
     """
     pm = pm or get_plugin_manager(plugins)
     profile = find_profile(pm, hw)
@@ -87,7 +91,14 @@ def build_context(
     given = dict(params or {})
     if "workers" in given:
         given = _workers_alias(given, engines)
+    fixed = engines.get(given.get("engine", "cpu"))
+    if default_workers is not None and fixed is not None and fixed.workers_param:
+        given.setdefault(fixed.workers_param, default_workers)
     values = resolve(declared_parameters(pm), given)
+    for engine in engines.values():
+        key = engine.workers_param
+        if key and key not in given and key in values:
+            values[key] = max(1, min(int(values[key]), engine.max_workers(profile)))
     policies = placement_policies(pm)
     _check_policy(values, policies, "placement", "promotion")
     if values["placement.demotion"] != NO_DEMOTION:

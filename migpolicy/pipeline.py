@@ -173,19 +173,30 @@ def _checked(costs: Any, n: int, hook: str) -> np.ndarray:
 
 
 class _Stages:
-    """Calls the stage hooks of one pipeline run and times each (host seconds)."""
+    """Calls the stage hooks of one pipeline run and times each (host seconds).
+
+    A hook called while another runs (a batch plugin asking for a ``quote``)
+    counts for its own stage only: each stage's time excludes the calls nested
+    in it, so the stage times add up to the time spent.
+    """
 
     def __init__(self, pm: pluggy.PluginManager, hw: Profile, params: Mapping[str, Any],
                  cache: dict) -> None:
         self.pm, self.hw, self.params, self.cache = pm, hw, params, cache
         self.elapsed: dict[str, float] = {}
+        self._nested: list[float] = []  # time spent in nested calls, per active call
 
     def call(self, stage: str, hook: str, **kwargs: Any) -> Any:
         start = time.perf_counter()
+        self._nested.append(0.0)
         try:
             return call_hook(self.pm, hook, hw=self.hw, params=self.params, **kwargs)
         finally:
-            self.elapsed[stage] = self.elapsed.get(stage, 0.0) + time.perf_counter() - start
+            spent = time.perf_counter() - start
+            inner = self._nested.pop()
+            self.elapsed[stage] = self.elapsed.get(stage, 0.0) + spent - inner
+            if self._nested:
+                self._nested[-1] += spent
 
     def quote(self, batches: BatchPlan, engine: str) -> np.ndarray:
         """Price the copy of ``batches`` on ``engine`` (what the copy stage would charge)."""
@@ -194,6 +205,39 @@ class _Stages:
         if priced is None:
             raise PluginError(f"no plugin prices copy engine {engine!r}")
         return _checked(priced, batches.n_batches, "migpolicy_copy")
+
+
+def _check_request(folios: np.ndarray, hw: Profile) -> None:
+    """The folios are in epoch order and move between nodes the profile has."""
+    epoch = folios["epoch"]
+    if len(epoch) > 1:
+        back = np.flatnonzero(epoch[1:] < epoch[:-1])
+        if len(back):
+            i = int(back[0]) + 1
+            raise InputError(f"folio {i} belongs to epoch {int(epoch[i])} after a folio of epoch "
+                             f"{int(epoch[i - 1])}; folios must be in epoch order")
+    nodes = np.fromiter(hw.nodes, dtype=np.int64)
+    for column in ("src", "dst"):
+        unknown = ~np.isin(folios[column], nodes)
+        if unknown.any():
+            i = int(np.flatnonzero(unknown)[0])
+            raise InputError(f"folio {i} has {column} node {int(folios[column][i])}, which "
+                             f"profile {hw.name} does not have (nodes: "
+                             f"{', '.join(map(str, sorted(hw.nodes)))})")
+
+
+def _check_batches(plan: BatchPlan) -> None:
+    """Every batch lies within one epoch and between one pair of nodes."""
+    if plan.n_batches == 0:
+        return
+    folios, first, last = plan.folios, plan.bounds[:-1], plan.bounds[1:] - 1
+    if np.any(folios["epoch"][first] != folios["epoch"][last]):
+        raise PluginError("hook migpolicy_batch formed a batch spanning two epochs")
+    for column in ("src", "dst"):
+        nodes = folios[column]
+        if nodes.min() != nodes.max() and np.any(np.repeat(nodes[first], plan.nfolios) != nodes):
+            raise PluginError("hook migpolicy_batch formed a batch moving between more than "
+                              "one pair of nodes")
 
 
 def run_pipeline(
@@ -213,9 +257,7 @@ def run_pipeline(
     come from :class:`migpolicy.context.Context`; they are looked up or made
     fresh when omitted.
     """
-    epoch = folios["epoch"]
-    if len(epoch) > 1 and np.any(epoch[1:] < epoch[:-1]):
-        raise InputError("folios must be in epoch order (a copy batch never spans two epochs)")
+    _check_request(folios, hw)
     stages_run = _Stages(pm, hw, params, {} if cache is None else cache)
     engines = copy_engines(pm) if engines is None else engines
     iso = stages_run.call("isolate", "migpolicy_isolate", folios=folios)
@@ -229,8 +271,9 @@ def run_pipeline(
                            quote=stages_run.quote)
     if not isinstance(plan, BatchPlan) or len(plan.folios) != len(moved):
         raise PluginError("hook migpolicy_batch must return a BatchPlan holding every folio")
-    if plan.folios is not moved and not np.array_equal(plan.folios["page"], moved["page"]):
+    if plan.folios is not moved and not np.array_equal(plan.folios, moved):
         raise PluginError("hook migpolicy_batch must keep the folios in the order given")
+    _check_batches(plan)
     batch_costs = _checked(plan.overhead, plan.n_batches, "migpolicy_batch")
 
     copy_costs = zero_costs(plan.n_batches)
@@ -305,7 +348,11 @@ class _Priced:
 
     def __init__(self, folios: np.ndarray, iso_costs: np.ndarray, isolated: np.ndarray,
                  plan: BatchPlan, batch_level: tuple[np.ndarray, ...]) -> None:
-        self.folios, self.iso_costs, self.isolated = folios, iso_costs, isolated
+        # the lazy sums read only copies: the caller may reuse its arrays once priced
+        self.tenants = folios["tenant"].copy()
+        self.moved_size = plan.folios["size"].copy()
+        plan.nbytes  # noqa: B018 -- cached now, from the folios as they are
+        self.iso_costs, self.isolated = iso_costs, isolated
         self.plan, self.batch_level = plan, batch_level
         epoch = folios["epoch"]
         n = len(epoch)
@@ -338,7 +385,7 @@ class _Priced:
 
     def owned(self, stages: Mapping[str, CostTotals]) -> dict[int, CostTotals]:
         """What each tenant owns of the run's costs (for the accounting hook)."""
-        tenants = self.folios["tenant"]
+        tenants = self.tenants
         if len(tenants) == 0:
             return {}
         if tenants.min() == tenants.max():  # one owner: the exact totals
@@ -351,7 +398,7 @@ class _Priced:
     def per_epoch_tenants(self) -> dict[int, np.ndarray]:
         """Tenant → one cost row per epoch."""
         epoch_of_folio = np.repeat(np.arange(self.n_epochs),
-                                   np.diff(np.append(self.folio_starts, len(self.folios))))
+                                   np.diff(np.append(self.folio_starts, len(self.tenants))))
         return self._split(epoch_of_folio, self.n_epochs)
 
     def _split(self, group_of_folio: np.ndarray, n_groups: int) -> dict[int, np.ndarray]:
@@ -362,7 +409,9 @@ class _Priced:
         and ``folios`` count what each tenant moved. ``group_of_folio`` maps
         each folio to a group (its epoch row, or 0 for totals).
         """
-        plan, tenants = self.plan, self.folios["tenant"]
+        plan, tenants = self.plan, self.tenants
+        if len(tenants) == 0:
+            return {}
         ids, inverse = _tenant_index(tenants)
         nt = len(ids)
         cells = n_groups * nt
@@ -373,12 +422,11 @@ class _Priced:
             if column.any():  # most folio-level columns are zero (no engine, no retries)
                 out[name] = np.bincount(folio_cell, weights=column, minlength=cells)
         if plan.n_batches:
-            every = len(plan.folios) == len(tenants)
+            every = len(self.moved_size) == len(tenants)
             batch_group = (group_of_folio if every else group_of_folio[self.isolated])[
                 plan.bounds[:-1]]
             cell = plan.batch_of_folio() * nt + (inverse if every else inverse[self.isolated])
-            size = plan.folios["size"]
-            owned = np.bincount(cell, weights=size, minlength=plan.n_batches * nt)
+            owned = np.bincount(cell, weights=self.moved_size, minlength=plan.n_batches * nt)
             count = np.bincount(cell, minlength=plan.n_batches * nt)
             fraction = owned.reshape(plan.n_batches, nt) / np.maximum(plan.nbytes, 1)[:, None]
             batch_cells = (batch_group[:, None] * nt + np.arange(nt)[None, :]).ravel()
@@ -399,7 +447,7 @@ class _Priced:
         another, each taking its folios' isolate time plus its batch, copy and
         remap time; a folio completes when its batch does.
         """
-        n, isolated, plan = len(self.folios), self.isolated, self.plan
+        n, isolated, plan = len(self.tenants), self.isolated, self.plan
         iso_wall = self.iso_costs["wall_s"]
         out = np.zeros(n, dtype=RESULT_DTYPE)
         out["retries"] = self.iso_costs["retries"]
@@ -414,7 +462,7 @@ class _Priced:
                                     minlength=self.n_epochs)
             out["done_s"][failed] = _within_groups(fail_epoch, iso_wall[failed])
         if plan.n_batches:
-            duration = plan.per_batch(iso_wall if len(plan.folios) == n else iso_wall[isolated])
+            duration = plan.per_batch(iso_wall if len(self.moved_size) == n else iso_wall[isolated])
             duration += sum(c["wall_s"] for c in self.batch_level)
             done = _within_groups(self.batch_row, duration) + fail_time[self.batch_row]
             out["done_s"][isolated] = np.repeat(done, plan.nfolios)
@@ -452,7 +500,7 @@ def price_uniform(
     params: Mapping[str, Any],
     *,
     src: int = 0,
-    dst: int = 1,
+    dst: int | None = None,
     reason: Reason = Reason.SYSCALL,
     engines: Mapping[str, CopyEngine] | None = None,
     cache: dict | None = None,
@@ -461,8 +509,11 @@ def price_uniform(
 
     Prices one full batch (``batch.max_folios`` folios) and the remainder, and
     scales: batch plugins must not form batches larger than
-    ``batch.max_folios``, and batches are priced independently.
+    ``batch.max_folios``, and batches are priced independently. ``dst``
+    defaults to node 1, or to ``src`` on a one-node profile.
     """
+    if dst is None:
+        dst = 1 if 1 in hw.nodes else src
     if count <= 0:
         raise InputError("the migration must move at least one folio")
     chunk = int(params.get("batch.max_folios", 512))

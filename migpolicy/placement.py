@@ -231,11 +231,36 @@ class Placement:
         self._move(pages, previous, requests["dst"])
         return previous
 
-    def revert(self, requests: np.ndarray, previous: np.ndarray, status: np.ndarray) -> None:
-        """Put back the pages of the requests whose ``status`` is :data:`FAILED`."""
+    def revert(self, requests: np.ndarray, previous: np.ndarray,
+               status: np.ndarray) -> np.ndarray:
+        """Put back the pages of the requests that failed; return the final status.
+
+        A request that failed may have been making room for a later one (a
+        demotion before a promotion): when putting its page back overfills a
+        node, the latest requests that moved into that node are undone too and
+        marked :data:`FAILED`, as the kernel would have failed them for want of
+        room. The returned status is what really happened.
+        """
+        status = np.asarray(status, dtype=np.uint8).copy()
         failed = status == FAILED
-        if failed.any():
-            self._move(requests["page"][failed], requests["dst"][failed], previous[failed])
+        if not failed.any():
+            return status
+        pages, dst = requests["page"], requests["dst"].astype(np.int64)
+        self._move(pages[failed], dst[failed], previous[failed])
+        for _ in range(len(requests)):
+            over = [node for node in self.capacity if self.used[node] > self.capacity[node]]
+            if not over:
+                break
+            node = over[0]
+            moved_in = np.flatnonzero((dst == node) & (status != FAILED))[::-1]
+            if len(moved_in) == 0:
+                break
+            excess = self.used[node] - self.capacity[node]
+            sizes = self.page_bytes[pages[moved_in]]
+            undo = moved_in[: int(np.searchsorted(np.cumsum(sizes), excess)) + 1]
+            status[undo] = FAILED
+            self._move(pages[undo], dst[undo], previous[undo])
+        return status
 
     def _move(self, pages: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
         size = self.page_bytes[pages]

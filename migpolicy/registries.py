@@ -26,17 +26,20 @@ T = TypeVar("T")
 def _collect(pm: pluggy.PluginManager, hook: str, kind: type[T], what: str,
              key: Callable[[T], str]) -> dict[str, T]:
     """Every item the plugins answer ``hook`` with, by name; each answer checked."""
-    caller = getattr(pm.hook, hook)
+    impls = [impl for impl in getattr(pm.hook, hook).get_hookimpls()  # registration order
+             if not (impl.hookwrapper or impl.wrapper)]
+    plugins = [impl.plugin for impl in impls]
     out: dict[str, T] = {}
     owner: dict[str, str] = {}
-    for impl in caller.get_hookimpls():  # registration order
-        if impl.hookwrapper or impl.wrapper:
-            continue
+    for impl in impls:
+        # one plugin's answer at a time, through pluggy (so MIGPOLICY_TRACE_HOOKS logs it)
+        alone = pm.subset_hook_caller(hook, [p for p in plugins if p is not impl.plugin])
         try:
-            answer: Any = impl.function()
+            answers = alone()
         except Exception as exc:
             raise PluginError(f"plugin {impl.plugin_name!r} raised {type(exc).__name__} in "
                               f"hook {hook}: {exc}") from exc
+        answer: Any = answers[0] if answers else None
         if answer is None:
             continue
         if isinstance(answer, str | bytes) or not hasattr(answer, "__iter__"):

@@ -787,9 +787,6 @@ def test_contract_violations_are_plugin_errors(pm, ctx_for, plugin, message) -> 
         ctx_for().price(_paged(10))
 
 
-@pytest.mark.xfail(strict=True, reason="the order check compares only pages: folios that name "
-                   "no page (-1, as make_folios and `move` make them) can be reordered unseen, "
-                   "and their results and done_s then belong to other folios")
 def test_reordering_folios_without_pages_is_a_plugin_error(pm, ctx_for) -> None:
     pm.register(Reorders(), name="bad")
     folios = make_folios(4 * KIB, 10)
@@ -798,9 +795,6 @@ def test_reordering_folios_without_pages_is_a_plugin_error(pm, ctx_for) -> None:
         ctx_for().price(folios)
 
 
-@pytest.mark.xfail(strict=True, reason="run_pipeline does not check that a batch plugin's "
-                   "batches stay within one epoch; a spanning batch is charged to its first "
-                   "folio's epoch")
 def test_a_batch_spanning_two_epochs_is_a_plugin_error(pm, ctx_for) -> None:
     pm.register(SpansEpochs(), name="bad")
     folios = _paged(4)
@@ -863,9 +857,6 @@ class SlowQuote:
         return plan
 
 
-@pytest.mark.xfail(strict=True, reason="pricing_s counts a quote made inside the batch stage "
-                   "twice (in batch and in copy), so the stage timings add up to more than "
-                   "the call took")
 def test_stage_timings_do_not_overlap_when_the_batch_stage_quotes(pm, ctx_for) -> None:
     pm.register(SlowQuote(), name="slow")
     report, elapsed = _timed_price(ctx_for(engine="slow"), _paged(10))
@@ -885,9 +876,6 @@ def test_reading_results_later_gives_what_pricing_alone_gives(ctx_for) -> None:
         assert early.epochs.tenants[tenant].tobytes() == rows.tobytes()
 
 
-@pytest.mark.xfail(strict=True, reason="the per-epoch tenant split is computed lazily from the "
-                   "caller's folio array, so a caller that reuses its request buffer (as a replay "
-                   "loop would) changes a report it already holds")
 def test_a_report_does_not_change_when_the_request_array_is_reused(ctx_for) -> None:
     ctx = ctx_for(params={"account.policy": "split"})
     buffer = folios_of([(0, 1, 4096, 0)] * 5 + [(0, 2, 4096, 0)] * 5)

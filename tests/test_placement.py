@@ -129,8 +129,6 @@ def test_revert_puts_back_exactly_the_failed_requests(case, data) -> None:
         assert placement.node_of.tolist() == original.tolist()
 
 
-@pytest.mark.xfail(strict=True, reason="Placement.revert does not check capacity: a failed "
-                   "demotion put back after the promotion that used its room overfills the node")
 def test_revert_never_leaves_a_node_over_capacity() -> None:
     """Fast node 0 holds one 2 MiB page and has no room for a second."""
     placement = Placement(node_of=np.array([0, 1], dtype=np.int16),

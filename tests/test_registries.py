@@ -85,9 +85,6 @@ def test_engines_name_their_worker_parameter(pm) -> None:
     assert run.params["mt.threads"] == 3
 
 
-@pytest.mark.xfail(strict=True, reason="the worker parameters' defaults (mt.threads 8, "
-                   "dma.channels 16) exceed small profiles' limits, so choosing the engine alone "
-                   "fails, blaming a --workers the user never gave")
 @pytest.mark.parametrize(("hw", "engine"), [("dram-cxl", "dma"), ("local", "mt")])
 def test_choosing_an_engine_without_workers_works_on_every_profile(pm, hw: str,
                                                                    engine: str) -> None:
@@ -235,9 +232,6 @@ def test_a_bad_registration_stops_a_command(bad_registration, run_cli) -> None:
     assert (code, out, err.strip()) == (1, "", BAD_REGISTRATION_ERROR)
 
 
-@pytest.mark.xfail(strict=True, reason="`migpolicy plugins` prints its table before it reads "
-                   "the engine registry (then fails), and `plugins --json` never reads it "
-                   "(exit 0 with a broken plugin)")
 @pytest.mark.parametrize("args", [("plugins",), ("plugins", "--json")])
 def test_plugins_rejects_a_bad_registration_before_printing(bad_registration, run_cli,
                                                             args) -> None:

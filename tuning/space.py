@@ -189,6 +189,8 @@ def build_space(pm: pluggy.PluginManager, hw: Profile,
             distributions[p.name] = dist
     for answer in call_hook(pm, "migpolicy_search_space", space=dict(distributions), hw=hw):
         for name, dist in (answer or {}).items():
+            if name in fixed:  # the user fixed it: nothing left to narrow
+                continue
             if name not in distributions:
                 raise PluginError(f"hook migpolicy_search_space narrows {name!r}, which is not "
                                   "a tunable parameter of the space")

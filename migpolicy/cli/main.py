@@ -62,11 +62,13 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
       migpolicy plugins
       migpolicy -p mypkg.engine plugins --json
     """
-    from migpolicy.registries import copy_engines, placement_policies
     from migpolicy.plugin_manager import get_plugin_manager, plugin_infos
+    from migpolicy.registries import copy_engines, placement_policies
 
     pm = get_plugin_manager(ctx.obj["plugins"])
     infos = plugin_infos(pm)
+    engines = copy_engines(pm)  # read (and checked) before anything is printed
+    policies = placement_policies(pm)
     if as_json:
         echo_json([
             {"name": i.name, "version": i.version, "source": i.source, "hooks": list(i.hooks)}
@@ -82,11 +84,9 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
         hooks = ", ".join(h.removeprefix("migpolicy_") for h in info.hooks)
         table.add_row(info.name, info.version, info.source, hooks)
     console.print(table)
-    engines = copy_engines(pm)
     console.print("copy engines: " + ", ".join(
         f"{name} ({'runs here' if e.executor and e.available() else 'modelled'})"
         for name, e in engines.items()) + ", auto (per-batch selector)")
-    policies = placement_policies(pm)
     console.print("placement policies: " + ", ".join(
         f"{name} ({p.role})" for name, p in sorted(policies.items())))
 

@@ -85,7 +85,8 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
         given["system.load"] = load
     if account_policy is not None:
         given["account.policy"] = account_policy
-    run = build_context(plugins=ctx.obj["plugins"], hw=hw_name, params=given)
+    run = build_context(plugins=ctx.obj["plugins"], hw=hw_name, params=given,
+                        default_workers=1)  # a fixed engine copies with one worker unless told
     hw = run.hw
     if dst is None:
         dst = 1 if 1 in hw.nodes else src

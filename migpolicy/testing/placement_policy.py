@@ -101,7 +101,7 @@ def drive(info: PlacementPolicyInfo, params: dict[str, Any], hw: Profile, *,
         status = np.full(len(requests), MOVED, dtype=np.uint8)
         if fail_every:
             status[fail_every - 1::fail_every] = FAILED
-        placement.revert(requests, previous, status)
+        status = placement.revert(requests, previous, status)
         policy.learn(requests, status)
         out.append(requests.copy())
     return out
