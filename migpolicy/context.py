@@ -89,12 +89,21 @@ def build_context(
     profile = find_profile(pm, hw)
     engines = copy_engines(pm)
     given = dict(params or {})
+    typed = "--workers"  # how the user named the fixed engine's worker count, for errors
     if "workers" in given:
         given = _workers_alias(given, engines)
     fixed = engines.get(given.get("engine", "cpu"))
+    if fixed is not None and fixed.workers_param in given and "workers" not in (params or {}):
+        typed = f"--param {fixed.workers_param}="
     if default_workers is not None and fixed is not None and fixed.workers_param:
         given.setdefault(fixed.workers_param, default_workers)
-    values = resolve(declared_parameters(pm), given)
+    try:
+        values = resolve(declared_parameters(pm), given)
+    except InputError as exc:  # name the option the user typed, not the parameter behind it
+        key = f"parameter {fixed.workers_param} " if fixed is not None else None
+        if "workers" in (params or {}) and key and str(exc).startswith(key):
+            raise InputError("--workers " + str(exc).removeprefix(key)) from None
+        raise
     for engine in engines.values():
         key = engine.workers_param
         if key and key not in given and key in values:
@@ -115,9 +124,10 @@ def build_context(
             )
         workers = engines[engine].workers(values)
         if workers > limit:
+            unit = engines[engine].worker_unit
             raise InputError(
-                f"--workers {workers}: engine {engine} on profile {profile.name} "
-                f"allows 1 to {limit} {engines[engine].worker_unit}s"
+                f"{typed}{'' if typed.endswith('=') else ' '}{workers}: engine {engine} on "
+                f"profile {profile.name} allows at most {limit} {unit}{'s' if limit > 1 else ''}"
             )
     return Context(pm=pm, hw=profile, params=values, engines=engines, policies=policies)
 
@@ -141,6 +151,9 @@ def _workers_alias(given: dict[str, Any], engines: Mapping[str, CopyEngine]) -> 
     if key in given and str(given[key]) != str(workers):
         raise InputError(f"--workers {workers} and --param {key}={given[key]} set the same "
                          "value twice; give one")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"--workers {workers}: expected a whole number of "
+                         f"{engine.worker_unit}s, at least 1")
     given[key] = workers
     return given
 

@@ -154,16 +154,17 @@ def page_table_entries(folios: np.ndarray, base_page: int) -> np.ndarray:
 def consecutive_batches(folios: np.ndarray, max_folios: int) -> np.ndarray:
     """Batch bounds: consecutive folios, at most ``max_folios`` per batch.
 
-    A batch also ends where the epoch or the (source, destination) node pair
-    changes: a copy batch never spans two epochs, and one ``migrate_pages()``
-    batch moves between one pair of nodes. Folios must be in epoch order.
+    A batch also ends where the epoch, the (source, destination) node pair or
+    the reason changes: a copy batch never spans two epochs, and one
+    ``migrate_pages()`` call moves between one pair of nodes for one reason.
+    Folios must be in epoch order.
     """
     n = len(folios)
     if n == 0:
         return np.zeros(1, dtype=np.int64)
     epoch = folios["epoch"]
     change = epoch[1:] != epoch[:-1]
-    for column in ("src", "dst"):
+    for column in ("src", "dst", "reason"):
         nodes = folios[column]
         if nodes.min() != nodes.max():
             change |= nodes[1:] != nodes[:-1]

@@ -247,7 +247,7 @@ def test_a_single_worker_engine_takes_only_one(pm) -> None:
 
 def test_workers_beyond_the_profile_name_the_limit(pm) -> None:
     with pytest.raises(InputError, match=r"--workers 3: engine gpu on profile local allows "
-                                         r"1 to 1 streams"):
+                                         r"at most 1 stream\b"):
         build_context(pm=pm, hw="local", params={"engine": "gpu", "workers": 3})
 
 
@@ -270,10 +270,21 @@ def test_a_registered_engine_is_a_valid_choice() -> None:
     assert build_context(pm=pm, params={"engine": "teleport"}).engine == "teleport"
 
 
-def test_an_unregistered_placement_policy_is_named(pm) -> None:
-    with pytest.raises(InputError, match=r"placement=lru: unknown promotion policy "
-                                         r"\(known: none\)"):
-        build_context(pm=pm, params={"placement": "lru"})
-    with pytest.raises(InputError, match=r"placement\.demotion=kswapd: unknown demotion "
-                                         r"policy \(known: none\)"):
-        build_context(pm=pm, params={"placement.demotion": "kswapd"})
+def test_unset_worker_parameters_fit_the_profile(pm) -> None:
+    # local.yaml: 2 threads, 4 DMA channels, 1 GPU stream; the defaults ask for more
+    ctx = build_context(pm=pm, hw="local", params={"engine": "auto"})
+    assert (ctx.params["mt.threads"], ctx.params["dma.channels"], ctx.params["gpu.streams"]) \
+        == (2, 4, 1)
+    zen3 = build_context(pm=pm, params={"engine": "auto"})
+    assert (zen3.params["mt.threads"], zen3.params["dma.channels"]) == (8, 16)
+    with pytest.raises(InputError, match=r"allows at most 2 threads"):
+        build_context(pm=pm, hw="local", params={"engine": "mt", "mt.threads": 8})
+
+
+def test_default_workers_apply_only_when_nothing_is_given(pm) -> None:
+    one = build_context(pm=pm, params={"engine": "mt"}, default_workers=1)
+    assert one.params["mt.threads"] == 1
+    given = build_context(pm=pm, params={"engine": "mt", "mt.threads": 6}, default_workers=1)
+    assert given.params["mt.threads"] == 6
+    assert build_context(pm=pm, params={"engine": "mt", "workers": 3},
+                         default_workers=1).params["mt.threads"] == 3

@@ -5,7 +5,8 @@ of the enabled plugins into an Optuna distribution: its range (narrowed to the
 hardware profile by ``hw_bounds``), log scale, choices (taken from a registry
 for ``engine`` and ``placement``) and conditions. Values fixed by the user (a
 base policy, ``--param``) leave the space. The optional hook
-``migpolicy_search_space`` may narrow a distribution, never widen it.
+``migpolicy_search_space`` may narrow a distribution, never widen it beyond
+its declaration; a narrowing wider than a small profile allows is clipped to it.
 
 Because the space exists without a trial, a grid, a learned model screening
 candidates and a second worker joining a study all see the same one; its
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,9 @@ class SearchSpace:
 
     def __len__(self) -> int:
         return len(self.distributions)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.distributions)
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Ask ``trial`` for every parameter active under the values chosen before it."""
@@ -114,13 +118,15 @@ def _choices(p: Parameter, registries: Mapping[str, tuple]) -> tuple:
         (False, True) if p.kind == "bool" else tuple(p.choices))
 
 
-def _distribution(p: Parameter, hw: Profile, registries: Mapping[str, tuple]) -> BaseDistribution:
+def _distribution(p: Parameter, hw: Profile | None,
+                  registries: Mapping[str, tuple]) -> BaseDistribution:
+    """``p`` as a distribution: on ``hw`` (hardware bounds applied), or as declared."""
     if p.kind in ("bool", "choice"):
         choices = _choices(p, registries)
         if not choices:
             raise PluginError(f"parameter {p.name} is tunable but has no choices")
         return CategoricalDistribution(list(choices))
-    low, high = p.hw_bounds(hw) if p.hw_bounds else (p.low, p.high)
+    low, high = p.hw_bounds(hw) if p.hw_bounds and hw is not None else (p.low, p.high)
     if low is None or high is None:
         raise PluginError(f"parameter {p.name} is tunable but has no range")
     if p.kind == "int":
@@ -145,6 +151,22 @@ def _ordered(params: list[Parameter]) -> list[Parameter]:
             done.add(p.name)
         pending = [p for p in pending if p.name not in done]
     return placed
+
+
+def _intersect(narrow: BaseDistribution, bound: BaseDistribution, name: str) -> BaseDistribution:
+    """``narrow`` clipped to the hardware-bounded ``bound``; empty is a plugin error."""
+    if isinstance(bound, CategoricalDistribution):
+        choices = [c for c in narrow.choices if c in bound.choices]
+        if not choices:
+            raise PluginError(f"hook migpolicy_search_space narrows {name!r} to choices this "
+                              f"profile does not offer ({list(narrow.choices)})")
+        return CategoricalDistribution(choices)
+    low, high = max(narrow.low, bound.low), min(narrow.high, bound.high)
+    if low > high:
+        raise PluginError(f"hook migpolicy_search_space narrows {name!r} to "
+                          f"[{narrow.low}, {narrow.high}], outside what this profile allows "
+                          f"[{bound.low}, {bound.high}]")
+    return type(bound)(low, high, log=bound.log)
 
 
 def _within(narrow: BaseDistribution, wide: BaseDistribution) -> bool:
@@ -187,6 +209,7 @@ def build_space(pm: pluggy.PluginManager, hw: Profile,
                 dist, CategoricalDistribution) else dist.low
         else:
             distributions[p.name] = dist
+    by_name = {p.name: p for p in declared}
     for answer in call_hook(pm, "migpolicy_search_space", space=dict(distributions), hw=hw):
         for name, dist in (answer or {}).items():
             if name in fixed:  # the user fixed it: nothing left to narrow
@@ -194,10 +217,16 @@ def build_space(pm: pluggy.PluginManager, hw: Profile,
             if name not in distributions:
                 raise PluginError(f"hook migpolicy_search_space narrows {name!r}, which is not "
                                   "a tunable parameter of the space")
-            if not _within(dist, distributions[name]):
+            allowed = _distribution(by_name[name], None, registries)
+            if not _within(dist, allowed):
                 raise PluginError(f"hook migpolicy_search_space widens {name!r} beyond its "
-                                  f"declaration ({distributions[name]})")
-            distributions[name] = dist
+                                  f"declaration ({allowed})")
+            distributions[name] = _intersect(dist, distributions[name], name)
+    for name, dist in list(distributions.items()):  # narrowed to one value: fixed
+        if dist.single():
+            fixed[name] = dist.to_external_repr(0) if isinstance(
+                dist, CategoricalDistribution) else dist.low
+            del distributions[name]
     plugins = tuple(sorted((i.name, i.version) for i in plugin_infos(pm)))
     return SearchSpace(distributions=distributions,
                        parameters={p.name: p for p in declared},

@@ -32,7 +32,8 @@ def _size(ctx, param, value):
               help="Copy engine: cpu, mt, dma, gpu, a plugin's engine, or auto.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Threads (mt), DMA channels (dma) or GPU streams (gpu) of a fixed engine "
-                   "[default: the engine's parameter: mt.threads, dma.channels, gpu.streams].")
+                   "[default: 1, or the engine's --param mt.threads, dma.channels, gpu.streams]; "
+                   "auto tries up to those parameters.")
 @click.option("--hw", "hw_name", default=None, metavar="PROFILE",
               help="Hardware profile name or YAML file [default: zen3-epyc-ptdma].")
 @click.option("--src", type=int, default=0, show_default=True, help="Source NUMA node.")

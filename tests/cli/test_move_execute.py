@@ -36,9 +36,18 @@ def test_without_execute_nothing_is_measured(run_cli) -> None:
 
 
 def test_execute_text_output_shows_measured_and_predicted(run_cli) -> None:
-    code, out, err = run_cli("move", *SMALL, "--engine", "mt", "--workers", "2", "--execute")
+    # the worker count may come from the engine's own parameter instead of --workers
+    code, out, err = run_cli("move", *SMALL, "--engine", "mt", "--param", "mt.threads=2",
+                             "--execute")
     assert code == 0, err
     assert "measured copy:" in out and "predicted copy stage" in out
+    assert "(mt, 2 threads)" in out
+
+
+def test_auto_cannot_execute(run_cli) -> None:
+    data = move_json(run_cli, "--engine", "auto", "--execute")
+    assert data["measured_s"] is None
+    assert "--execute needs a fixed engine" in data["execute_note"]
 
 
 def test_dma_says_its_figures_are_modelled(run_cli) -> None:

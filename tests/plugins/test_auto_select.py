@@ -43,13 +43,15 @@ def limit(ctx, name: str) -> int:
     return min(wanted, engine.max_workers(ctx.hw))
 
 
-def grid(ctx, every: bool = False) -> list[tuple[str, int]]:
-    """Candidates: every engine with workers on the profile, at 1, 2, 4 ... and its limit.
-
-    ``every``: at every worker count from 1 to the limit instead.
+def grid(ctx, folios: np.ndarray, every: bool = False) -> list[tuple[str, int]]:
+    """Candidates: every engine serving the folios' node pair with workers on the profile,
+    at 1, 2, 4 ... and its limit (``every``: at every worker count from 1 to the limit).
     """
+    src, dst = int(folios["src"][0]), int(folios["dst"][0])
     out = []
-    for name in ctx.engines:
+    for name, engine in ctx.engines.items():
+        if not engine.serves(ctx.hw, src, dst):
+            continue
         top = limit(ctx, name)
         for w in range(1, top + 1):
             if every or w & (w - 1) == 0 or w == top:
@@ -70,7 +72,7 @@ def costs_of(ctx, hw: str, folios: np.ndarray, weight: float,
              every: bool = False) -> dict[tuple[str, int], float]:
     """Each candidate's cost, ``wall_s + weight * cpu_s``, priced with the engine fixed."""
     out = {}
-    for name, w in grid(ctx, every):
+    for name, w in grid(ctx, folios, every):
         wall, cpu = fixed_copy(ctx, hw, folios, name, w)
         out[name, w] = wall + weight * cpu
     return out
@@ -96,16 +98,6 @@ def contract_quote(ctx):
 def plan_of(ctx, folios):
     return ctx.pm.hook.migpolicy_batch(folios=folios, hw=ctx.hw, params=ctx.params,
                                        engines=ctx.engines, quote=contract_quote(ctx))
-
-
-@pytest.fixture
-def no_gpu_zen3(profile_dir) -> str:
-    """zen3-epyc-ptdma without its GPU: cpu, mt and dma only."""
-
-    def drop_gpu(text: str) -> str:
-        return re.sub(r"^(\s+)gpu:\s*\n(?:\1\s+.*\n)+", "", text, count=1, flags=re.M)
-
-    return str(profile_dir("zen3-epyc-ptdma", drop_gpu, filename="zen3-nogpu.yaml"))
 
 
 # -- a fixed engine --------------------------------------------------------------------------
@@ -164,48 +156,54 @@ def test_gpu_wins_large_folios_on_gh200(ctx_for) -> None:
             assert fixed_copy(ctx, "gh200", folios, other, w)[0] > gpu, (other, w)
 
 
-def test_no_gpu_on_the_profile_means_no_gpu_batch(ctx_for, no_gpu_zen3) -> None:
-    with_gpu = ctx_for("zen3-epyc-ptdma", engine="auto")
-    folios = folios_for(with_gpu, 4 * KIB, 512, Reason.DEMOTION)
-    assert chosen(with_gpu.price(folios))[0] == "gpu"
-    without = ctx_for(no_gpu_zen3, engine="auto")
-    assert without.engines["gpu"].max_workers(without.hw) == 0
-    assert chosen(without.price(folios))[0] != "gpu"
+def test_the_gpu_moves_only_to_or_from_gpu_memory(ctx_for) -> None:
+    """A GPU copy engine moves between host memory and its own HBM, not between two sockets."""
+    gh200 = ctx_for("gh200", engine="auto")
+    assert [gh200.hw.node(n).kind for n in (0, 1)] == ["dram", "hbm"]
+    assert chosen(gh200.price(folios_for(gh200, 2 * MIB, 512)))[0] == "gpu"
+    zen3 = ctx_for("zen3-epyc-ptdma", params={"auto.async_cpu_weight": 64.0}, engine="auto")
+    assert zen3.engines["gpu"].max_workers(zen3.hw) == 2  # a PCIe GPU is there ...
+    folios = folios_for(zen3, 4 * KIB, 512, Reason.DEMOTION)
+    # ... and by its price alone it would win this demotion between the two sockets
+    weighted = {name: wall + 64.0 * cpu for name, (wall, cpu) in
+                ((name, fixed_copy(zen3, "zen3-epyc-ptdma", folios, name, limit(zen3, name)))
+                 for name in ("gpu", "mt", "dma", "cpu"))}
+    assert min(weighted, key=weighted.get) == "gpu"
+    assert chosen(zen3.price(folios))[0] != "gpu"
 
 
 @pytest.mark.parametrize("reason", list(Reason))
-def test_asynchronous_reasons_trade_wall_time_for_cpu_time(ctx_for, no_gpu_zen3,
-                                                           reason: Reason) -> None:
+def test_asynchronous_reasons_trade_wall_time_for_cpu_time(ctx_for, reason: Reason) -> None:
     """kswapd, kcompactd and kdamond stall no task: their CPU time is what costs."""
     weights = {"auto.cpu_weight": 0.0, "auto.async_cpu_weight": 64.0}
-    ctx = ctx_for(no_gpu_zen3, params=weights, engine="auto")
+    ctx = ctx_for(params=weights, engine="auto")
     folios = folios_for(ctx, 64 * KIB, 512, reason)
     report = ctx.price(folios)
     in_a_kthread = reason in (Reason.COMPACTION, Reason.DEMOTION, Reason.DAMON)
     assert (reason in ASYNC_REASONS) == in_a_kthread
     weight = 64.0 if in_a_kthread else 0.0
-    costs = costs_of(ctx, no_gpu_zen3, folios, weight)
+    costs = costs_of(ctx, ctx.hw.name, folios, weight)
     copy = report.stages["copy"]
     assert copy.wall_s + weight * copy.cpu_s == pytest.approx(min(costs.values()), rel=1e-9)
     name, _ = chosen(report)
     assert name == ("dma" if in_a_kthread else "mt")
 
 
-def test_async_choice_uses_less_cpu_and_more_wall_time(ctx_for, no_gpu_zen3) -> None:
-    ctx = ctx_for(no_gpu_zen3, params={"auto.async_cpu_weight": 64.0}, engine="auto")
+def test_async_choice_uses_less_cpu_and_more_wall_time(ctx_for) -> None:
+    ctx = ctx_for(params={"auto.async_cpu_weight": 64.0}, engine="auto")
     sync = ctx.price(folios_for(ctx, 64 * KIB, 512, Reason.NUMA_MISPLACED)).stages["copy"]
     demote = ctx.price(folios_for(ctx, 64 * KIB, 512, Reason.DEMOTION)).stages["copy"]
     assert demote.cpu_s < sync.cpu_s / 4
     assert demote.wall_s > sync.wall_s
 
 
-def test_a_synchronous_cpu_weight_counts_too(ctx_for, no_gpu_zen3) -> None:
-    folios = folios_for(ctx_for(no_gpu_zen3), 64 * KIB, 512, Reason.SYSCALL)
-    fast = ctx_for(no_gpu_zen3, params={"auto.cpu_weight": 0.0}, engine="auto")
-    frugal = ctx_for(no_gpu_zen3, params={"auto.cpu_weight": 4.0}, engine="auto")
+def test_a_synchronous_cpu_weight_counts_too(ctx_for) -> None:
+    folios = folios_for(ctx_for(), 64 * KIB, 512, Reason.SYSCALL)
+    fast = ctx_for(params={"auto.cpu_weight": 0.0}, engine="auto")
+    frugal = ctx_for(params={"auto.cpu_weight": 4.0}, engine="auto")
     assert chosen(fast.price(folios))[0] == "mt"
     copy = frugal.price(folios).stages["copy"]
-    costs = costs_of(frugal, no_gpu_zen3, folios, weight=4.0)
+    costs = costs_of(frugal, frugal.hw.name, folios, weight=4.0)
     assert copy.wall_s + 4.0 * copy.cpu_s == pytest.approx(min(costs.values()), rel=1e-9)
     assert copy.cpu_s < fast.price(folios).stages["copy"].cpu_s
 
@@ -216,14 +214,16 @@ def test_a_synchronous_cpu_weight_counts_too(ctx_for, no_gpu_zen3) -> None:
 class Teleport:
     """A third-party engine copying at 1 TB/s per lane, up to ``lanes`` lanes on any profile."""
 
-    def __init__(self, name: str = "teleport", gbps: float = 1000.0, lanes: int = 2) -> None:
-        self.name, self.gbps, self.lanes = name, gbps, lanes
+    def __init__(self, name: str = "teleport", gbps: float = 1000.0, lanes: int = 2,
+                 serves=lambda hw, src, dst: True) -> None:
+        self.name, self.gbps, self.lanes, self.serves = name, gbps, lanes, serves
         self.param = f"{name}.lanes"
 
     @hookimpl
     def migpolicy_copy_engines(self):
         return (CopyEngine(name=self.name, summary="test engine", worker_unit="lane",
-                           max_workers=lambda hw: self.lanes, workers_param=self.param),)
+                           max_workers=lambda hw: self.lanes, workers_param=self.param,
+                           serves=self.serves),)
 
     @hookimpl
     def migpolicy_parameters(self):
@@ -265,6 +265,17 @@ def test_a_slower_third_party_engine_is_not(ctx_for) -> None:
     ctx = build_context(pm=pm, params={"engine": "auto"})
     folios = folios_for(ctx, 2 * MIB, 512)
     assert chosen(ctx.price(folios)) == chosen(ctx_for(engine="auto").price(folios))
+
+
+def test_a_third_party_engine_gets_only_the_node_pairs_it_serves() -> None:
+    pm = with_plugin(Teleport(serves=lambda hw, src, dst: (src, dst) == (0, 1)))
+    ctx = build_context(pm=pm, params={"engine": "auto"})
+    there = make_folios(2 * MIB, 512, src=0, dst=1)
+    back = make_folios(2 * MIB, 512, src=1, dst=0)
+    report = ctx.price(np.concatenate([there, back, there]))
+    assert report.engines["teleport"].folios == 1024
+    assert report.stages["copy"].folios == 1536
+    assert "teleport" not in ctx.price(back).engines
 
 
 def test_an_engine_without_workers_on_the_profile_is_never_chosen() -> None:
