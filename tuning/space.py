@@ -222,11 +222,6 @@ def build_space(pm: pluggy.PluginManager, hw: Profile,
                 raise PluginError(f"hook migpolicy_search_space widens {name!r} beyond its "
                                   f"declaration ({allowed})")
             distributions[name] = _intersect(dist, distributions[name], name)
-    for name, dist in list(distributions.items()):  # narrowed to one value: fixed
-        if dist.single():
-            fixed[name] = dist.to_external_repr(0) if isinstance(
-                dist, CategoricalDistribution) else dist.low
-            del distributions[name]
     plugins = tuple(sorted((i.name, i.version) for i in plugin_infos(pm)))
     return SearchSpace(distributions=distributions,
                        parameters={p.name: p for p in declared},

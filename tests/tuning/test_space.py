@@ -354,4 +354,4 @@ def test_a_narrowing_wider_than_a_small_profile_is_clipped_to_it() -> None:
     space, ctx = space_for(
         pm=narrowing(lambda space, hw: {"mt.threads": IntDistribution(2, 16)}), hw="local")
     assert ctx.hw.p("engines.mt.max_threads") == 2
-    assert "mt.threads" not in space and space.fixed["mt.threads"] == 2
+    assert space.distributions["mt.threads"] == IntDistribution(2, 2)
