@@ -21,8 +21,7 @@ import pytest
 import setuptools
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "migpolicy-nt-copy"
-HOOKS = {"migpolicy_copy", "migpolicy_copy_engines", "migpolicy_parameters",
-         "migpolicy_search_space"}
+HOOKS = {"migpolicy_copy", "migpolicy_copy_engines", "migpolicy_parameters"}
 
 
 def _build_isolation_flags() -> list[str]:
@@ -109,3 +108,19 @@ def test_example_passes_its_conformance_test(env: dict[str, str]) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
+
+
+def test_auto_picks_nt_where_it_is_cheapest(env: dict[str, str], run) -> None:
+    """Installed, nt is one more engine auto prices: it wins where its one fast thread is cheapest."""
+    def move(*args: str) -> dict:
+        result = run(env, "move", "--bytes", "64K", "--folio", "4K", *args, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    chosen = move("--engine", "auto")
+    priced = {engine: move("--engine", engine)["total_s"] for engine in ("cpu", "nt")}
+    assert list(chosen["engines_used"]) == ["nt"]
+    assert chosen["total_s"] == pytest.approx(priced["nt"]) and priced["nt"] < priced["cpu"]
+    without = run({**env, "MIGPOLICY_PLUGINS": "none"}, "move", "--bytes", "64K", "--folio",
+                  "4K", "--engine", "auto", "--json")
+    assert "nt" not in json.loads(without.stdout)["engines_used"]
