@@ -5,7 +5,9 @@ gets ``ceil(n / T)``); with fewer, every folio is split into ``T`` pieces.
 Workers sit on the source node (push) or the destination node (pull), spread
 across LLC domains or filling one first; each costs a start-up per batch.
 Bandwidth saturates per domain and per node link (:mod:`migpolicy.hardware.model`).
-Busy CPUs (``system.load``) leave fewer threads to run on.
+Busy CPUs (``system.load``) leave fewer threads to run on: threads beyond the
+free CPUs time-share them, so the wall time stretches and the CPU time never
+exceeds what the free CPUs can give.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from migpolicy.engines import CopyEngine
-from migpolicy.hardware.model import PLACEMENTS, SIDES, copy_bandwidth_gbps
+from migpolicy.hardware.model import (
+    PLACEMENTS,
+    SIDES,
+    copy_bandwidth_gbps,
+    free_threads,
+    worker_node,
+)
 from migpolicy.hookspecs import hookimpl
 from migpolicy.params import Parameter, suggest
 
@@ -74,15 +82,21 @@ def price_mt(batches, hw, params, threads: np.ndarray) -> np.ndarray:
     busiest_bytes = np.where(whole, np.ceil(n / t) * nbytes / n, nbytes / t)
     busiest_folios = np.where(whole, np.ceil(n / t), n)
     copy_s = np.zeros(len(n))
+    running = t.copy()  # threads that really run at once: no more than the free CPUs
     load = params.get("system.load", 0.0)
     for mask, src, dst in batch_nodes(batches):
+        side = params["mt.side"]
         bw = copy_bandwidth_gbps(hw, t[mask], src=src, dst=dst, load=load,
-                                 placement=params["mt.placement"], side=params["mt.side"])
+                                 placement=params["mt.placement"], side=side)
         copy_s[mask] = busiest_bytes[mask] / (bw / t[mask] * 1e9)
+        running[mask] = np.minimum(t[mask], free_threads(worker_node(hw, src, dst, side), load))
     copy_s += busiest_folios * hw.p("engines.cpu.folio_ns") * ns
     start_s = t * hw.p("engines.mt.thread_start_ns") * ns
     wall = start_s + copy_s
-    workers_busy = t * copy_s
+    # Threads beyond the free CPUs time-share them: the wall time above already
+    # stretches (bandwidth counts only the running threads), and CPU time is
+    # what the running CPUs can give in that time, never more.
+    workers_busy = running * copy_s
     return cost_rows(batches, wall_s=wall, cpu_s=start_s + workers_busy, worker_s=workers_busy)
 
 

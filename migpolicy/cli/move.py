@@ -69,6 +69,7 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
     """
     from migpolicy.context import build_context
     from migpolicy.errors import InputError
+    from migpolicy.hardware.limits import check_move, move_notes
     from migpolicy.pipeline import price_uniform
 
     given: dict[str, Any] = parse_assignments(param_items)
@@ -84,13 +85,13 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
         dst = 1 if 1 in hw.nodes else src
     hw.node(src, "--src")
     hw.node(dst, "--dst")
-    if folio % hw.base_page:
-        raise InputError(f"--folio {format_size(folio)} is not a whole number of profile "
-                         f"{hw.name}'s {format_size(hw.base_page)} base pages")
+    check_move(hw, nbytes=nbytes, folio=folio, src=src, dst=dst)
     if nbytes < folio or nbytes % folio:
         raise InputError(f"--bytes {format_size(nbytes)} must be a whole multiple of --folio "
                          f"{format_size(folio)}")
     report = price_uniform(run.pm, folio, nbytes // folio, hw, run.params, src=src, dst=dst)
+    for note in move_notes(hw, run.params):
+        err_console.print(f"note: {note}")
     measured = _execute(run, nbytes, folio, workers) if execute else None
     data = report_json(report, run, folio)
     data["src"], data["dst"] = src, dst
