@@ -5,7 +5,12 @@ measurements show: ``T`` times one core's bandwidth, the LLC domains (CCDs)
 the threads occupy times a domain's bandwidth (so spreading threads across
 CCDs beats filling one first), and the node-to-node link (so gains flatten
 past a handful of threads). ``saturation`` sets how sharply the smallest cap
-takes over. Everything is vectorised over batches.
+takes over. The link may differ by direction (``link_gbps`` towards a
+higher-numbered node, ``reverse_link_gbps`` back, as NVLink-C2C does:
+about 375 GB/s host-to-GPU and 297 GPU-to-host measured on GH200).
+Workers on the destination (pull) run at ``pull_factor`` only where they
+really sit on other CPUs than the source's. Everything is vectorised over
+batches.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ def copy_bandwidth_gbps(
     else:
         ccds = np.minimum(np.ceil(t / per_ccd), node["ccds"])
     if src != dst:
-        link = hw.p("memory.link_gbps")
+        link = hw.p("memory.link_gbps" if src < dst else "memory.reverse_link_gbps")
     else:
         # a copy reads and writes the same node: the memory node's, not the workers'
         link = hw.node(src)["bandwidth_gbps"] / 2.0
@@ -73,4 +78,7 @@ def copy_bandwidth_gbps(
         [t * hw.p("memory.thread_gbps"), ccds * hw.p("memory.ccd_gbps"), link],
         hw.p("memory.saturation"),
     )
-    return bw * (hw.p("memory.pull_factor") if side == "pull" else 1.0)
+    # Pulling differs from pushing only where the two sides run on different CPUs:
+    # with a CPU-less node (CXL, GPU memory) both directions run on the same cores.
+    pulled = side == "pull" and node.id != worker_node(hw, src, dst, "push").id
+    return bw * (hw.p("memory.pull_factor") if pulled else 1.0)

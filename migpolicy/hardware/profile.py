@@ -30,7 +30,13 @@ from typing import Any
 import yaml
 
 from migpolicy.errors import ConfigError, InputError
-from migpolicy.hardware.schema import NODE_KEYS, PROVENANCE_KINDS, SECTIONS, Check
+from migpolicy.hardware.schema import (
+    NODE_KEYS,
+    OPTIONAL_KEYS,
+    PROVENANCE_KINDS,
+    SECTIONS,
+    Check,
+)
 from migpolicy.hardware.yamlfile import atomic_write_text, read_yaml
 from migpolicy.units import parse_size
 
@@ -289,7 +295,7 @@ class _Reader:
 
     def values(
         self, data: Any, keys: tuple, checks: Mapping[str, Check], provs: Mapping[str, Provenance],
-        skip: tuple = (),
+        skip: tuple = (), optional: Mapping[str, str] | None = None,
     ) -> dict[str, Value]:
         data = self.mapping(data, keys)
         default = data.get("provenance")
@@ -316,9 +322,12 @@ class _Reader:
                 raise self.fail((*keys, key), f"unknown provenance {pid!r}")
             number = self.number(raw, (*keys, key), checks[key])
             out[key] = Value(number, provs[pid])
-        missing = [k for k in checks if k not in out]
+        optional = optional or {}
+        missing = [k for k in checks if k not in out and k not in optional]
         if missing:
             raise self.fail(keys, "missing " + ", ".join(missing))
+        for key, fallback in optional.items():
+            out.setdefault(key, out[fallback])
         return out
 
     def number(self, raw: Any, keys: tuple, check: Check) -> float:
@@ -399,7 +408,8 @@ def load_profile(path: str | Path) -> Profile:
                 continue  # an engine this machine lacks
             raise r.fail(tuple(parts[:-1]), f"missing section {parts[-1]!r}")
         refs = _NODE_REFS.get(section, ())
-        sections[section] = r.values(raw, tuple(parts), checks, provs, skip=refs)
+        sections[section] = r.values(raw, tuple(parts), checks, provs, skip=refs,
+                                     optional=OPTIONAL_KEYS.get(section))
         for ref in refs:
             if ref in raw and raw[ref] not in nodes:
                 raise r.fail((*parts, ref), f"node {raw[ref]!r} is referenced but not defined "

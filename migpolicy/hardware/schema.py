@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["NODE_KEYS", "PROVENANCE_KINDS", "SECTIONS", "Check"]
+__all__ = ["NODE_KEYS", "OPTIONAL_KEYS", "PROVENANCE_KINDS", "SECTIONS", "Check"]
 
 PROVENANCE_KINDS = {
     "measured": ("host", "date", "command"),
@@ -75,7 +75,9 @@ SECTIONS: dict[str, dict[str, Check]] = {
     "memory": {
         "thread_gbps": _positive("GB/s", "copy bandwidth of one core, unloaded"),
         "ccd_gbps": _positive("GB/s", "copy bandwidth one LLC domain (CCD) can sustain"),
-        "link_gbps": _positive("GB/s", "copy bandwidth between two nodes, per direction"),
+        "link_gbps": _positive("GB/s", "copy bandwidth from a node to a higher-numbered one"),
+        "reverse_link_gbps": _positive("GB/s", "copy bandwidth from a node to a lower-numbered "
+                                       "one (default: link_gbps, a symmetric link)"),
         "saturation": _positive("", "sharpness of the soft minimum over the caps (higher: harder)"),
         "pull_factor": _positive("", "bandwidth factor when workers sit on the destination node"),
     },
@@ -103,7 +105,15 @@ SECTIONS: dict[str, dict[str, Check]] = {
         "launch_ns": _nonneg("ns", "per batch: launch of the batched copy"),
         "folio_ns": _nonneg("ns", "CPU time per folio to build the copy list"),
         "stream_gbps": _positive("GB/s", "bandwidth of one copy engine"),
-        "link_gbps": _positive("GB/s", "host-device link bandwidth per direction"),
+        "link_gbps": _positive("GB/s", "host-to-device link bandwidth"),
+        "d2h_link_gbps": _positive("GB/s", "device-to-host link bandwidth (default: link_gbps)"),
         "pageable_factor": _fraction("bandwidth factor for pageable (unpinned) memory"),
     },
+}
+
+#: Keys a profile may omit, per section: key → the key whose value (and provenance) it takes.
+#: A link measured in one direction only is symmetric until the other is measured.
+OPTIONAL_KEYS: dict[str, dict[str, str]] = {
+    "memory": {"reverse_link_gbps": "link_gbps"},
+    "engines.gpu": {"d2h_link_gbps": "link_gbps"},
 }

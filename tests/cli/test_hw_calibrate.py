@@ -75,7 +75,7 @@ def test_calibrate_help_has_examples(run_cli) -> None:
 
 def test_calibrate_refuses_folio_sizes_move_refuses(run_cli, tmp_path):
     out = tmp_path / "x.yaml"
-    code, stdout, err = run_cli("hw", "calibrate", "--quick", "--sizes", "4K,3K", "--out", out,
+    code, _, err = run_cli("hw", "calibrate", "--quick", "--sizes", "4K,3K", "--out", out,
                                 timeout=60)
     assert code != 0
     assert "--sizes 3K" in err and "power of two" in err
