@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from migpolicy.hardware.profile import Profile
@@ -27,7 +27,12 @@ class CopyEngine:
     ``max_workers(hw)`` bounds the worker count (threads, DMA channels, GPU
     streams) on a profile; ``available()`` says whether ``executor`` can really
     run on this machine; ``executor`` is ``None`` for an engine that can only be
-    priced (``modelled_only`` then explains why).
+    priced (``modelled_only`` then explains why). ``cache_resident(params)`` is
+    the fraction of the copied bytes the copy leaves in the initiating CPU's
+    cache, up to its size, evicting as much of what was there (1 for a copy
+    with cached stores; 0 for non-temporal stores and offload engines, after
+    which the destination's next accesses miss); ``None``: not known. Replay
+    charges it.
     """
 
     name: str
@@ -37,3 +42,4 @@ class CopyEngine:
     available: Callable[[], bool] = _always
     executor: Executor | None = None
     modelled_only: str = ""
+    cache_resident: Callable[[Mapping[str, Any]], float] | None = None

@@ -41,6 +41,7 @@ def migpolicy_copy_engines():
             max_workers=max_channels,
             available=lambda: False,
             modelled_only="user space cannot drive a DMA engine here; dma figures are modelled",
+            cache_resident=lambda params: 0.0,  # the engine writes memory, not the CPU's cache
         ),
     )
 

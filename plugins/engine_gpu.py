@@ -55,6 +55,7 @@ def migpolicy_copy_engines():
             max_workers=max_streams,
             available=_available,
             executor=_execute,
+            cache_resident=lambda params: 0.0,  # device memory or host memory, not the cache
         ),
     )
 

@@ -5,6 +5,7 @@ gets ``ceil(n / T)``); with fewer, every folio is split into ``T`` pieces.
 Workers sit on the source node (push) or the destination node (pull), spread
 across LLC domains or filling one first; each costs a start-up per batch.
 Bandwidth saturates per domain and per node link (:mod:`migpolicy.hardware.model`).
+``mt.store`` chooses cached or non-temporal stores, as for the ``cpu`` engine.
 Busy CPUs (``system.load``) leave fewer threads to run on: threads beyond the
 free CPUs time-share them, so the wall time stretches and the CPU time never
 exceeds what the free CPUs can give.
@@ -18,6 +19,8 @@ from migpolicy.engines import CopyEngine
 from migpolicy.hardware.model import (
     PLACEMENTS,
     SIDES,
+    STORES,
+    cache_resident,
     copy_bandwidth_gbps,
     free_threads,
     worker_node,
@@ -34,6 +37,9 @@ PARAMETERS = (
               "one domain first", choices=PLACEMENTS),
     Parameter("mt.side", "push", "choice", "workers on the source node (push) or the "
               "destination node (pull)", choices=SIDES),
+    Parameter("mt.store", "cached", "choice", "stores of the copy: cached, or nt "
+              "(non-temporal: no read-for-ownership, destination not left in the cache)",
+              choices=STORES),
     Parameter("system.load", 0.0, "float", "fraction of CPUs busy with other work; threads "
               "beyond the free ones time-share", low=0.0, high=0.99, tunable=False),
 )
@@ -59,6 +65,7 @@ def migpolicy_copy_engines():
             worker_unit="thread",
             max_workers=max_threads,
             executor=_execute,
+            cache_resident=lambda params: cache_resident(params["mt.store"]),
         ),
     )
 
@@ -87,7 +94,8 @@ def price_mt(batches, hw, params, threads: np.ndarray) -> np.ndarray:
     for mask, src, dst in batch_nodes(batches):
         side = params["mt.side"]
         bw = copy_bandwidth_gbps(hw, t[mask], src=src, dst=dst, load=load,
-                                 placement=params["mt.placement"], side=side)
+                                 placement=params["mt.placement"], side=side,
+                                 store=params["mt.store"])
         copy_s[mask] = busiest_bytes[mask] / (bw / t[mask] * 1e9)
         running[mask] = np.minimum(t[mask], free_threads(worker_node(hw, src, dst, side), load))
     copy_s += busiest_folios * hw.p("engines.cpu.folio_ns") * ns

@@ -19,10 +19,21 @@ import numpy as np
 
 from migpolicy.hardware.profile import Node, Profile
 
-__all__ = ["copy_bandwidth_gbps", "free_threads", "soft_max", "soft_min", "worker_node"]
+__all__ = [
+    "STORES",
+    "cache_resident",
+    "copy_bandwidth_gbps",
+    "free_threads",
+    "soft_max",
+    "soft_min",
+    "worker_node",
+]
 
 PLACEMENTS = ("spread", "fill")
 SIDES = ("push", "pull")
+#: Store modes of a CPU copy: ordinary (cached) stores, or non-temporal ones that
+#: write around the cache (MOVNT* on x86, STNP on arm64).
+STORES = ("cached", "nt")
 
 
 def soft_min(caps: list, k: float) -> np.ndarray:
@@ -60,8 +71,14 @@ def copy_bandwidth_gbps(
     placement: str = "spread",
     side: str = "push",
     load: float = 0.0,
+    store: str = "cached",
 ) -> np.ndarray:
-    """Aggregate copy bandwidth (GB/s) of ``threads`` workers moving ``src`` → ``dst``."""
+    """Aggregate copy bandwidth (GB/s) of ``threads`` workers moving ``src`` → ``dst``.
+
+    With non-temporal stores (``store="nt"``) the destination is not read for
+    ownership first: every cap carries a third less traffic per byte copied,
+    the profile's ``memory.nt_factor``.
+    """
     node = worker_node(hw, src, dst, side)
     per_ccd = node["cores_per_ccd"] * node["smt"]
     t = np.minimum(np.asarray(threads, dtype=float), free_threads(node, load))
@@ -81,4 +98,16 @@ def copy_bandwidth_gbps(
     # Pulling differs from pushing only where the two sides run on different CPUs:
     # with a CPU-less node (CXL, GPU memory) both directions run on the same cores.
     pulled = side == "pull" and node.id != worker_node(hw, src, dst, "push").id
-    return bw * (hw.p("memory.pull_factor") if pulled else 1.0)
+    nt = hw.p("memory.nt_factor") if store == "nt" else 1.0
+    return bw * (hw.p("memory.pull_factor") if pulled else 1.0) * nt
+
+
+def cache_resident(store: str) -> float:
+    """Fraction of the copied bytes a CPU copy leaves in the initiating CPU's cache.
+
+    A cached copy leaves the destination resident (its next accesses hit)
+    and evicts as much of what the initiator had cached; a non-temporal copy
+    writes around the cache: the destination's next accesses miss, and
+    nothing is evicted. Replay charges one or the other.
+    """
+    return 1.0 if store == "cached" else 0.0

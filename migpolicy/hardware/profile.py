@@ -327,7 +327,15 @@ class _Reader:
         if missing:
             raise self.fail(keys, "missing " + ", ".join(missing))
         for key, fallback in optional.items():
-            out.setdefault(key, out[fallback])
+            if key in out:
+                continue
+            if isinstance(fallback, str):
+                out[key] = out[fallback]
+            else:  # a default, assumed for the reason given with it
+                number, reason = fallback
+                prov = Provenance(f"default-{key.replace('_', '-')}", "assumed",
+                                  {"reason": reason})
+                out[key] = Value(float(number), prov)
         return out
 
     def number(self, raw: Any, keys: tuple, check: Check) -> float:
@@ -441,6 +449,9 @@ def load_profile(path: str | Path) -> Profile:
     learned = data.get("learned_model")
     if cost_model == "learned" and not learned:
         raise r.fail(("cost_model",), "cost_model: learned needs learned_model: FILE")
+    for values in sections.values():  # defaults bring their own provenance records
+        for value in values.values():
+            provs.setdefault(value.provenance.id, value.provenance)
     return Profile(
         name=name,
         description=str(data.get("description", "")).strip(),

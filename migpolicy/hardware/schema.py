@@ -80,6 +80,8 @@ SECTIONS: dict[str, dict[str, Check]] = {
                                        "one (default: link_gbps, a symmetric link)"),
         "saturation": _positive("", "sharpness of the soft minimum over the caps (higher: harder)"),
         "pull_factor": _positive("", "bandwidth factor when workers sit on the destination node"),
+        "nt_factor": _positive("", "copy bandwidth with non-temporal stores relative to cached "
+                               "stores (no read-for-ownership of the destination)"),
     },
     "engines.cpu": {
         "folio_ns": _nonneg("ns", "per-folio cost of folio_copy() beyond the bytes"),
@@ -111,9 +113,17 @@ SECTIONS: dict[str, dict[str, Check]] = {
     },
 }
 
-#: Keys a profile may omit, per section: key → the key whose value (and provenance) it takes.
-#: A link measured in one direction only is symmetric until the other is measured.
-OPTIONAL_KEYS: dict[str, dict[str, str]] = {
-    "memory": {"reverse_link_gbps": "link_gbps"},
+#: Keys a profile may omit, per section: key → the key whose value (and provenance) it
+#: takes, or a default value and the reason it is assumed. A link measured in one direction
+#: only is symmetric until the other is measured.
+OPTIONAL_KEYS: dict[str, dict[str, str | tuple[float, str]]] = {
+    "memory": {
+        "reverse_link_gbps": "link_gbps",
+        "nt_factor": (1.5, "a copy with cached stores moves three bytes of memory traffic per "
+                           "byte copied (read the source, read the destination for ownership, "
+                           "write it back), one with non-temporal stores two: 3/2 where memory "
+                           "bandwidth bounds the copy (benchmarks/nt_copy.py measures the ratio "
+                           "on a machine)"),
+    },
     "engines.gpu": {"d2h_link_gbps": "link_gbps"},
 }
