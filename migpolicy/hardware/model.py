@@ -24,6 +24,7 @@ __all__ = [
     "cache_resident",
     "copy_bandwidth_gbps",
     "free_threads",
+    "link_gbps",
     "soft_max",
     "soft_min",
     "worker_node",
@@ -86,11 +87,7 @@ def copy_bandwidth_gbps(
         ccds = np.minimum(t, node["ccds"])
     else:
         ccds = np.minimum(np.ceil(t / per_ccd), node["ccds"])
-    if src != dst:
-        link = hw.p("memory.link_gbps" if src < dst else "memory.reverse_link_gbps")
-    else:
-        # a copy reads and writes the same node: the memory node's, not the workers'
-        link = hw.node(src)["bandwidth_gbps"] / 2.0
+    link = link_gbps(hw, src, dst)
     bw = soft_min(
         [t * hw.p("memory.thread_gbps"), ccds * hw.p("memory.ccd_gbps"), link],
         hw.p("memory.saturation"),
@@ -100,6 +97,18 @@ def copy_bandwidth_gbps(
     pulled = side == "pull" and node.id != worker_node(hw, src, dst, "push").id
     nt = hw.p("memory.nt_factor") if store == "nt" else 1.0
     return bw * (hw.p("memory.pull_factor") if pulled else 1.0) * nt
+
+
+def link_gbps(hw: Profile, src: int, dst: int) -> float:
+    """Copy bandwidth (GB/s) of the path from node ``src`` to node ``dst``, in that direction.
+
+    Between nodes: ``memory.link_gbps`` towards a higher-numbered node,
+    ``memory.reverse_link_gbps`` back. Within a node a copy reads and writes
+    the same memory: half the node's bandwidth.
+    """
+    if src == dst:
+        return hw.node(src)["bandwidth_gbps"] / 2.0
+    return hw.p("memory.link_gbps" if src < dst else "memory.reverse_link_gbps")
 
 
 def cache_resident(store: str) -> float:

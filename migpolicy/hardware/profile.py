@@ -49,7 +49,7 @@ _TOP_KEYS = {
 }
 COST_MODELS = ("analytic", "learned")
 #: Engines a machine may lack; every other section is required.
-_OPTIONAL_SECTIONS = ("engines.dma", "engines.gpu")
+_OPTIONAL_SECTIONS = ("engines.dma", "engines.dsa", "engines.sdxi", "engines.gpu")
 #: Keys that name a node rather than hold a parameter.
 _NODE_REFS = {"engines.gpu": ("device_node",)}
 
