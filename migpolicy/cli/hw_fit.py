@@ -78,7 +78,7 @@ def fit_command(ctx: click.Context, tables: tuple[str, ...], mix_kernels: bool,
 
     Examples:
 
-    The shipped zen3-epyc-ptdma profile (RFC V3 kernel) is exactly:
+    The shipped zen3-epyc-ptdma profile (RFC V3 kernel) is fitted by:
 
     \b
       migpolicy hw fit --base zen3-epyc-ptdma-6.14 --table v3 --table v3-batch \\

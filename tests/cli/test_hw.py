@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-SHIPPED = ("zen3-epyc-ptdma", "gh200", "dram-cxl", "local")
+SHIPPED = ("zen3-epyc-ptdma", "zen3-epyc-ptdma-6.14", "spr-dsa", "gh200", "dram-cxl", "local")
 PROVENANCE_KINDS = {"measured", "fitted", "assumed"}
 
 

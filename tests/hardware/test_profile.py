@@ -19,7 +19,7 @@ from migpolicy.hardware.schema import NODE_KEYS, PROVENANCE_KINDS, SECTIONS
 from migpolicy.hardware.yamlfile import atomic_write_text
 from migpolicy.plugin_manager import get_plugin_manager
 
-SHIPPED = ("zen3-epyc-ptdma", "gh200", "dram-cxl", "local")
+SHIPPED = ("zen3-epyc-ptdma", "zen3-epyc-ptdma-6.14", "spr-dsa", "gh200", "dram-cxl", "local")
 
 
 def snapshot(profile: Profile) -> dict:
