@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -59,6 +60,8 @@ def run(profile: str, keys: list[str], max_evaluations: int) -> dict:
                 "in_sample_median_abs_pct_err": float(np.median(in_sample[out])),
                 "converged": result.converged, "fit_s": time.perf_counter() - begin,
             })
+            print(f"without {label} = {shown}: held-out median {np.median(err):.1f}% "
+                  f"({slices[-1]['fit_s']:.0f} s)", file=sys.stderr, flush=True)
     summary = {}
     for column, label in SLICE_COLUMNS:
         err = held_err[column]
@@ -81,7 +84,7 @@ def main() -> None:
     parser.add_argument("--profile", default="zen3-epyc-ptdma")
     parser.add_argument("--table", action="append", dest="tables",
                         help="shipped table key (repeatable) [default: v3 and v3-batch]")
-    parser.add_argument("--max-evaluations", type=int, default=600)
+    parser.add_argument("--max-evaluations", type=int, default=300)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     figures = run(args.profile, args.tables or ["v3", "v3-batch"], args.max_evaluations)
