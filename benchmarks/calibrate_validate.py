@@ -32,6 +32,7 @@ from migpolicy.hardware.calibrate import Settings, measure, plan, write_table
 from migpolicy.hardware.learned import save_model, train, training_set
 from migpolicy.hardware.locations import shipped_dir
 from migpolicy.hardware.numa import detect_nodes
+from migpolicy.hardware.predict import pipeline_row_pricer
 from migpolicy.hardware.profile import load_profile
 from migpolicy.hardware.tables import read_table
 from migpolicy.hardware.validate import validate
@@ -64,9 +65,10 @@ def run(seed: int, folder: Path) -> dict:
                        engines=list(ctx.engines))
 
     fresh = read_table(fresh_csv, ctx.engines)
-    cv = train(training_set(ctx.pm, ctx.hw, fresh, ctx.params, [fresh_csv.name])).meta["cv"]
+    price = pipeline_row_pricer(ctx.pm, ctx.params)
+    cv = train(training_set(price, ctx.hw, fresh, ctx.params, [fresh_csv.name])).meta["cv"]
     first = read_table(out.with_suffix(".csv"), ctx.engines)
-    model = train(training_set(ctx.pm, ctx.hw, first, ctx.params, [out.with_suffix(".csv").name]))
+    model = train(training_set(price, ctx.hw, first, ctx.params, [out.with_suffix(".csv").name]))
     save_model(model, folder / "local.skops")
     learned_hw = replace(ctx.hw, cost_model="learned", learned_model="local.skops", _flat={})
     held_out = validate(ctx.pm, ctx.hw, fresh_csv, ctx.params, engines=list(ctx.engines),

@@ -113,11 +113,13 @@ def learned_context() -> Context:
     from pathlib import Path
 
     from migpolicy.hardware.learned import save_model, train, training_set
+    from migpolicy.hardware.predict import pipeline_row_pricer
     from migpolicy.hardware.tables import read_table, shipped_table
 
     base = build_context(hw=PROFILE)
     rows = read_table(shipped_table("1ab"), engines=list(base.engines))
-    model = train(training_set(base.pm, base.hw, rows, base.params, ["1ab"]))
+    price = pipeline_row_pricer(base.pm, base.params)
+    model = train(training_set(price, base.hw, rows, base.params, ["1ab"]))
     folder = Path(tempfile.mkdtemp(prefix="migpolicy-bench-"))
     save_model(model, folder / "zen3.skops")
     hw = replace(base.hw, cost_model="learned", learned_model=str(folder / "zen3.skops"),

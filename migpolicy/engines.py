@@ -36,6 +36,11 @@ class CopyEngine:
     there; default: any pair); ``available()`` says whether
     ``executor`` can really run on this machine; ``executor`` is ``None`` for an
     engine that can only be priced (``modelled_only`` then explains why).
+    ``cache_resident(params)`` is the fraction of the copied bytes the copy
+    leaves in the initiating CPU's cache, up to its size, evicting as much of
+    what was there (1 for a copy with cached stores; 0 for non-temporal stores
+    and offload engines, after which the destination's next accesses miss);
+    ``None``: not known. Replay charges it.
     """
 
     name: str
@@ -47,6 +52,7 @@ class CopyEngine:
     modelled_only: str = ""
     workers_param: str = ""
     serves: Callable[[Profile, int, int], bool] = _any_pair
+    cache_resident: Callable[[Mapping[str, Any]], float] | None = None
 
     def workers(self, params: Mapping[str, Any]) -> int:
         """The worker count the engine uses under ``params``."""

@@ -37,6 +37,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "migpolicy.plugins.engine_mt",
     "migpolicy.plugins.engine_dma",
     "migpolicy.plugins.engine_gpu",
+    "migpolicy.plugins.engine_dsa",
+    "migpolicy.plugins.engine_sdxi",
     "migpolicy.plugins.learned_copy",
     "migpolicy.plugins.auto_select",
     "migpolicy.plugins.account",

@@ -41,6 +41,7 @@ def migpolicy_copy_engines():
             available=lambda: False,
             modelled_only="user space cannot drive a DMA engine here; dma figures are modelled",
             workers_param="dma.channels",
+            cache_resident=lambda params: 0.0,  # the engine writes memory, not the CPU's cache
         ),
     )
 

@@ -2,7 +2,8 @@
 
 Priced per batch as one launch of a batched copy, a per-folio cost to build
 the copy list on the CPU, and the bytes over the link (PCIe or NVLink-C2C) at
-the lower of the streams' and the link's bandwidth; pageable (unpinned) memory
+the lower of the streams' and the link's bandwidth in the batch's direction
+(host-to-device ``link_gbps``, device-to-host ``d2h_link_gbps``); pageable (unpinned) memory
 runs at a fraction of it. Real execution uses CuPy or PyTorch where either
 sees a GPU.
 """
@@ -14,7 +15,7 @@ import numpy as np
 from migpolicy.contract import CopyEngine, Parameter, hookimpl
 from migpolicy.hardware.model import soft_min
 
-from ._pricing import cost_rows, ns
+from ._pricing import batch_nodes, cost_rows, ns
 
 NAME = "gpu"
 
@@ -61,6 +62,7 @@ def migpolicy_copy_engines():
             executor=_execute,
             workers_param="gpu.streams",
             serves=serves,
+            cache_resident=lambda params: 0.0,  # device memory or host memory, not the cache
         ),
     )
 
@@ -74,8 +76,14 @@ def price_gpu(batches, hw, params, streams: np.ndarray) -> np.ndarray:
     """Cost rows for copying each batch with ``streams[i]`` GPU copy streams."""
     p = hw.p
     s = np.minimum(streams, p("engines.gpu.streams")).astype(float)
-    bw = soft_min([s * p("engines.gpu.stream_gbps"), p("engines.gpu.link_gbps")],
-                  p("memory.saturation"))
+    # The link is directional where measured: host-to-device (link_gbps) is faster
+    # than device-to-host (d2h_link_gbps) on NVLink-C2C; a batch moves one way.
+    link = np.full(len(s), p("engines.gpu.link_gbps"))
+    device = hw.references.get("engines.gpu.device_node")
+    for mask, src, _dst in batch_nodes(batches):
+        if device is not None and src == device:
+            link[mask] = p("engines.gpu.d2h_link_gbps")
+    bw = soft_min([s * p("engines.gpu.stream_gbps"), link], p("memory.saturation"))
     if not params["gpu.pinned"]:
         bw = bw * p("engines.gpu.pageable_factor")
     transfer_s = batches.nbytes / (bw * 1e9)

@@ -5,7 +5,10 @@ gets ``ceil(n / T)``); with fewer, every folio is split into ``T`` pieces.
 Workers sit on the source node (push) or the destination node (pull), spread
 across LLC domains or filling one first; each costs a start-up per batch.
 Bandwidth saturates per domain and per node link (:mod:`migpolicy.hardware.model`).
-Busy CPUs (``system.load``) leave fewer threads to run on.
+``mt.store`` chooses cached or non-temporal stores, as for the ``cpu`` engine.
+Busy CPUs (``system.load``) leave fewer threads to run on: threads beyond the
+free CPUs time-share them, so the wall time stretches and the CPU time never
+exceeds what the free CPUs can give.
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ from __future__ import annotations
 import numpy as np
 
 from migpolicy.contract import CopyEngine, Parameter, hookimpl
-from migpolicy.hardware.model import PLACEMENTS, SIDES, copy_bandwidth_gbps
+from migpolicy.hardware.model import (
+    PLACEMENTS,
+    SIDES,
+    STORES,
+    cache_resident,
+    copy_bandwidth_gbps,
+    free_threads,
+    worker_node,
+)
 
 from ._pricing import batch_nodes, cost_rows, ns
 
@@ -32,6 +43,9 @@ PARAMETERS = (
     Parameter("mt.side", "push", "choice", "workers on the source node (push) or the "
               "destination node (pull)", choices=SIDES, when=_USES_MT,
               applies=lambda hw: len(hw.cpu_nodes) > 1),
+    Parameter("mt.store", "cached", "choice", "stores of the copy: cached, or nt "
+              "(non-temporal: no read-for-ownership, destination not left in the cache)",
+              choices=STORES, when=_USES_MT),
     Parameter("system.load", 0.0, "float", "fraction of CPUs busy with other work; threads "
               "beyond the free ones time-share", low=0.0, high=0.99, tunable=False),
 )
@@ -58,6 +72,7 @@ def migpolicy_copy_engines():
             max_workers=max_threads,
             executor=_execute,
             workers_param="mt.threads",
+            cache_resident=lambda params: cache_resident(params["mt.store"]),
         ),
     )
 
@@ -76,15 +91,22 @@ def price_mt(batches, hw, params, threads: np.ndarray) -> np.ndarray:
     busiest_bytes = np.where(whole, np.ceil(n / t) * nbytes / n, nbytes / t)
     busiest_folios = np.where(whole, np.ceil(n / t), n)
     copy_s = np.zeros(len(n))
+    running = t.copy()  # threads that really run at once: no more than the free CPUs
     load = params.get("system.load", 0.0)
     for mask, src, dst in batch_nodes(batches):
+        side = params["mt.side"]
         bw = copy_bandwidth_gbps(hw, t[mask], src=src, dst=dst, load=load,
-                                 placement=params["mt.placement"], side=params["mt.side"])
+                                 placement=params["mt.placement"], side=side,
+                                 store=params["mt.store"])
         copy_s[mask] = busiest_bytes[mask] / (bw / t[mask] * 1e9)
+        running[mask] = np.minimum(t[mask], free_threads(worker_node(hw, src, dst, side), load))
     copy_s += busiest_folios * hw.p("engines.cpu.folio_ns") * ns
     start_s = t * hw.p("engines.mt.thread_start_ns") * ns
     wall = start_s + copy_s
-    workers_busy = t * copy_s
+    # Threads beyond the free CPUs time-share them: the wall time above already
+    # stretches (bandwidth counts only the running threads), and CPU time is
+    # what the running CPUs can give in that time, never more.
+    workers_busy = running * copy_s
     return cost_rows(batches, wall_s=wall, cpu_s=start_s + workers_busy, worker_s=workers_busy)
 
 

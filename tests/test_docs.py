@@ -161,12 +161,12 @@ def test_quick_start_plugin_prices_a_move() -> None:
     assert report.engines["flat"].wall_s == pytest.approx(512 * 1e-6 + (1 << 30) / 8e9)
 
 
-def test_sdxi_examples_price_a_move() -> None:
-    pm = _load_examples('name="sdxi"', 'engine != "sdxi"')
-    run = build_context(pm=pm, params={"engine": "sdxi", "workers": 4})
+def test_ring_examples_price_a_move() -> None:
+    pm = _load_examples('name="ring"', 'engine != "ring"')
+    run = build_context(pm=pm, params={"engine": "ring", "workers": 4})
     report = run.price_uniform(65536, 1000)
-    assert report.engine_workers == {"sdxi": [4]}
-    assert report.engines["sdxi"].engine_s > 0 and report.bytes == 65536 * 1000
+    assert report.engine_workers == {"ring": [4]}
+    assert report.engines["ring"].engine_s > 0 and report.bytes == 65536 * 1000
 
 
 def test_batch_example_splits_by_folio_size() -> None:

@@ -82,6 +82,9 @@ def show_command(ctx: click.Context, profile: str, as_json: bool) -> None:
             "path": str(prof.path),
             "base_page": prof.base_page,
             "pmd_size": prof.pmd_size,
+            "pud_size": prof.pud_size,
+            "kernel": prof.kernel,
+            "driver": prof.driver,
             "cost_model": prof.cost_model,
             "nodes": {n.id: {"name": n.name, "kind": n.kind} for n in prof.nodes.values()},
             "parameters": {
@@ -96,6 +99,8 @@ def show_command(ctx: click.Context, profile: str, as_json: bool) -> None:
     console.print(f"[bold]{prof.name}[/] — {prof.description}")
     console.print(f"file: {prof.path}; base page {prof.base_page} B, PMD {prof.pmd_size} B; "
                   f"cost model: {prof.cost_model}")
+    console.print(f"kernel: {prof.kernel or 'not tied to one'}"
+                  + (f"; offload driver: {prof.driver}" if prof.driver else ""))
     table = Table()
     for column in ("parameter", "value", "unit", "provenance"):
         table.add_column(column, justify="right" if column == "value" else "left")

@@ -54,12 +54,14 @@ def learn_command(ctx: click.Context, tables: tuple[str, ...], base: str, out: P
     """
     from migpolicy.context import build_context
     from migpolicy.hardware.learned import save_model, sidecar_path, train, training_set
+    from migpolicy.hardware.predict import pipeline_row_pricer
     from migpolicy.hardware.tables import read_table
 
     run = build_context(plugins=ctx.find_root().obj["plugins"], hw=base)
     analytic = replace(run.hw, cost_model="analytic", _flat={})
     rows = np.concatenate([read_table(t, run.engines) for t in tables])
-    data = training_set(run.pm, analytic, rows, run.params, [Path(t).name for t in tables])
+    data = training_set(pipeline_row_pricer(run.pm, run.params), analytic, rows, run.params,
+                        [Path(t).name for t in tables])
     model = train(data, folds=folds, seed=seed, base_profile=run.hw.name)
     model_path = out.with_suffix(".skops")
     save_model(model, model_path)

@@ -77,6 +77,7 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
     """
     from migpolicy.context import build_context
     from migpolicy.errors import InputError
+    from migpolicy.hardware.limits import check_move, move_notes
 
     given: dict[str, Any] = parse_assignments(param_items)
     given["engine"] = engine
@@ -93,15 +94,15 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
         dst = 1 if 1 in hw.nodes else src
     hw.node(src, "--src")
     hw.node(dst, "--dst")
-    if folio % hw.base_page:
-        raise InputError(f"--folio {format_size(folio)} is not a whole number of profile "
-                         f"{hw.name}'s {format_size(hw.base_page)} base pages")
+    check_move(hw, nbytes=nbytes, folio=folio, src=src, dst=dst)
     if nbytes < folio or nbytes % folio:
         raise InputError(f"--bytes {format_size(nbytes)} must be a whole multiple of --folio "
                          f"{format_size(folio)}")
     report = run.price_uniform(folio, nbytes // folio, src=src, dst=dst,
                                reason=Reason[reason.upper()])
     measured = _execute(run, nbytes, folio) if execute else None
+    for note in move_notes(hw, run.params):
+        err_console.print(f"note: {note}")
     data = report_json(report, run, folio)
     data["src"], data["dst"], data["reason"] = src, dst, reason
     if measured is not None:

@@ -55,9 +55,11 @@ import numpy as np
 from migpolicy import execute
 from migpolicy.errors import ConfigError, InputError
 from migpolicy.hardware import numa
-from migpolicy.hardware.fit import DEFAULT_BOUNDS, FitResult, fit_parameters
+from migpolicy.hardware.fit import FitResult, fit_parameters
+from migpolicy.hardware.limits import check_folio_size
+from migpolicy.hardware.predict import pipeline_predictor
 from migpolicy.hardware.profile import Node, Profile, Provenance, Value, load_profile, today
-from migpolicy.hardware.tables import ROW_DTYPE
+from migpolicy.hardware.tables import ROW_DTYPE, Predictor
 from migpolicy.hardware.yamlfile import atomic_write_text
 
 __all__ = [
@@ -91,7 +93,7 @@ _MAX_REPEATS = 30
 _GUESS_BPS = 4e9
 PROVENANCE_ID = "calibration"
 #: Plausible ranges: with too few thread counts a cap can run off to infinity.
-_BOUNDS = {**DEFAULT_BOUNDS, "memory.thread_gbps": (0.05, 500.0), "memory.ccd_gbps": (0.05, 5e3),
+_BOUNDS = {"memory.thread_gbps": (0.05, 500.0), "memory.ccd_gbps": (0.05, 5e3),
            "memory.link_gbps": (0.05, 5e3)}
 
 # CSV columns written for every experiment, in order.
@@ -457,6 +459,37 @@ def _description(host: str, nodes: Sequence[numa.NodeInfo], experiments: Sequenc
             f"copy engine(s) and {stages}; every other value is still assumed.")
 
 
+def _fit_trusted(fit: Callable[..., FitResult], predict: Predictor, hw: Profile,
+                 rows: np.ndarray, free: list[str], prov: Provenance, ties: dict[str, str],
+                 progress: Progress, notes: list[str]) -> FitResult:
+    """Fit ``free``; a parameter that ends at a bound keeps the base profile's value.
+
+    A value stuck at the edge of its plausible range (``memory.thread_gbps``
+    at 500 GB/s, ``engines.cpu.folio_ns`` at nothing) says the measurements
+    cannot tell it, not what it is: it is dropped from the free parameters and
+    the rest refitted, so no such value is ever written as measured.
+    """
+    for _ in range(len(free)):
+        result = fit(predict, hw, rows, free, prov, ties=ties, bounds=_BOUNDS,
+                     progress=lambda n: progress.advance(n))
+        if not result.converged:
+            raise ConfigError(f"calibration fit of {', '.join(free)} did not converge "
+                              f"({result.message}); no profile written")
+        stuck = [name for name in result.at_bound if name in free]
+        if not stuck or len(stuck) == len(free):
+            break
+        free = [name for name in free if name not in stuck]
+        ties = {dep: src for dep, src in ties.items() if src in free}
+        note = (f"{', '.join(stuck)} ended at a bound of the plausible range: kept at the "
+                "base profile's value and refitted the rest")
+        notes.append(note)
+        progress.note(note)
+    if result.at_bound:
+        raise ConfigError(f"calibration fit left {', '.join(result.at_bound)} at a bound of "
+                          "the plausible range; no profile written")
+    return result
+
+
 def calibrate(
     pm: Any,
     base: Profile,
@@ -476,6 +509,8 @@ def calibrate(
     """
     progress = progress or _Silent()
     out = Path(out)
+    for size in settings.sizes:
+        check_folio_size(base, size, "--sizes")
     settings = replace(settings, batch=int(base_params.get("batch.max_folios", settings.batch)))
     notes: list[str] = []
     unknown = set(settings.engines) - {"cpu", "mt", "gpu"}
@@ -503,18 +538,19 @@ def calibrate(
     topology = {"engines.mt.max_threads": float(os.cpu_count() or 1)}
     if gpu:
         topology["engines.gpu.streams"] = float(max(GPU_STREAMS))
-    hw = replace(base, nodes=_measured_nodes(base, nodes, prov), _flat={})
+    hw = replace(base, nodes=_measured_nodes(base, nodes, prov))
     hw = hw.with_values({k: v for k, v in topology.items() if hw.has(k.rsplit(".", 1)[0])}, prov)
     free, ties = _free_parameters(experiments, hw, len(nodes) > 1)
     rows = table_rows(measurements)
     progress.phase("fitting", None)
-    result = fit(pm, hw, rows, free, base_params, prov, ties=ties, bounds=_BOUNDS,
-                 progress=lambda n: progress.advance(n))
-    if not result.converged:
-        raise ConfigError(f"calibration fit of {', '.join(free)} did not converge "
-                          f"({result.message}); no profile written")
+    result = _fit_trusted(fit, pipeline_predictor(pm, base_params), hw, rows, free, prov, ties,
+                          progress, notes)
+    for warning in result.warnings():
+        notes.append(warning)
+        progress.note(warning)
+    free = [name for name in free if name in result.values]
     profile = result.profile.renamed("local", _description(host, nodes, experiments))
-    profile = replace(profile, path=out, _flat={})
+    profile = replace(profile, path=out, kernel=platform.release() or None)
     table_path = out.with_suffix(".csv")
     write_table(table_path, measurements)
     profile.write(out)

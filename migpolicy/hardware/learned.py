@@ -32,14 +32,16 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from migpolicy.errors import ConfigError, InputError
 from migpolicy.hardware.fit import abs_pct_err
 from migpolicy.hardware.profile import Profile, today
-from migpolicy.hardware.tables import row_params
+
+if TYPE_CHECKING:
+    from migpolicy.hardware.predict import RowPricer
 
 __all__ = [
     "MONOTONIC",
@@ -151,28 +153,23 @@ class TrainingSet:
 
 
 def training_set(
-    pm: Any, hw: Profile, rows: np.ndarray, base_params: Mapping[str, Any],
+    price: RowPricer, hw: Profile, rows: np.ndarray, base_params: Mapping[str, Any],
     tables: Sequence[str] = (),
 ) -> TrainingSet:
     """Derive each row's per-batch copy time with the analytic model of ``hw``.
 
-    A ``move`` row's other stages (isolate, batch, remap) are priced on
-    ``hw``; when they alone exceed the observed time the copy is taken as 5%
-    of it (counted in ``clamped``).
+    ``price(hw, row)`` prices a row through the stages (see
+    :func:`migpolicy.hardware.predict.pipeline_row_pricer`). A ``move`` row's
+    other stages (isolate, batch, remap) are priced on ``hw``; when they alone
+    exceed the observed time the copy is taken as 5% of it (counted in
+    ``clamped``).
     """
-    from migpolicy.pipeline import price_uniform
-    from migpolicy.registries import copy_engines
-
-    src, dst = (0, 1) if 1 in hw.nodes else (0, 0)
-    engines = copy_engines(pm)
     max_folios = int(base_params.get("batch.max_folios", 512))
     n = len(rows)
     other = np.zeros(n)
     analytic = np.zeros(n)
     for i, row in enumerate(rows):
-        report = price_uniform(pm, int(row["folio_bytes"]), int(row["folio_count"]), hw,
-                               row_params(row, base_params, engines), src=src, dst=dst,
-                               engines=engines)
+        report = price(hw, row)
         copy_wall = report.stages["copy"].wall_s
         if row["scope"] == "copy":
             analytic[i] = report.bytes / copy_wall / 1e9

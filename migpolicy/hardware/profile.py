@@ -6,12 +6,21 @@ resolves to a named provenance entry: ``measured`` (host, date, command),
 may name a default with ``provenance: ID``; one parameter overrides it with
 ``key: {value: X, provenance: ID}``. Impossible values are rejected with the
 file, the line, the key and the reason.
+
+A profile holds for one kernel as much as for one machine (the RFC V3 kernel
+moves 4 KiB folios twice as fast as V2's on the same platform), so it names
+the kernel (``kernel``) and offload driver (``driver``) its numbers hold for.
+
+Profiles are immutable: derive one with :meth:`Profile.with_values` or
+:meth:`Profile.renamed` (``dataclasses.replace`` is safe too: every new
+instance builds its own lookup table and read-only mappings).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
+import types
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -21,7 +30,13 @@ from typing import Any
 import yaml
 
 from migpolicy.errors import ConfigError, InputError
-from migpolicy.hardware.schema import NODE_KEYS, PROVENANCE_KINDS, SECTIONS, Check
+from migpolicy.hardware.schema import (
+    NODE_KEYS,
+    OPTIONAL_KEYS,
+    PROVENANCE_KINDS,
+    SECTIONS,
+    Check,
+)
 from migpolicy.hardware.yamlfile import atomic_write_text, read_yaml
 from migpolicy.units import parse_size
 
@@ -29,11 +44,12 @@ __all__ = ["Node", "Profile", "Provenance", "Value", "load_profile"]
 
 _TOP_KEYS = {
     "schema", "name", "description", "provenance", "base_page", "pmd_size", "nodes",
-    "stages", "memory", "engines", "cost_model", "learned_model",
+    "stages", "memory", "engines", "cost_model", "learned_model", "kernel", "driver",
+    "pud_size",
 }
 COST_MODELS = ("analytic", "learned")
 #: Engines a machine may lack; every other section is required.
-_OPTIONAL_SECTIONS = ("engines.dma", "engines.gpu")
+_OPTIONAL_SECTIONS = ("engines.dma", "engines.dsa", "engines.sdxi", "engines.gpu")
 #: Keys that name a node rather than hold a parameter.
 _NODE_REFS = {"engines.gpu": ("device_node",)}
 
@@ -77,6 +93,9 @@ class Node:
     kind: str
     params: Mapping[str, Value]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", types.MappingProxyType(dict(self.params)))
+
     def __getitem__(self, key: str) -> float:
         return self.params[key].value
 
@@ -101,12 +120,26 @@ class Profile:
     cost_model: str = "analytic"
     learned_model: str | None = None
     references: Mapping[str, int] = field(default_factory=dict)
-    _flat: dict = field(default_factory=dict, repr=False, compare=False)
+    #: The kernel the numbers hold for (e.g. ``6.16.0-rc6 + RFC V3``); ``None``: not tied to one.
+    kernel: str | None = None
+    #: The copy-offload driver the dma numbers hold for (e.g. ``ptdma``).
+    driver: str | None = None
+    #: PUD size where the kernel has PUD hugetlb pages (a folio size beyond the PMD's).
+    pud_size: int | None = None
+    #: Parameter lookup table; rebuilt by every new instance, whatever is passed here.
+    _flat: Mapping[str, float] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for section, values in self.sections.items():
-            for key, value in values.items():
-                self._flat[f"{section}.{key}"] = value.value
+        # Every instance gets fresh read-only mappings: a copy made with
+        # dataclasses.replace() never shares (or writes into) the original's.
+        ro = types.MappingProxyType
+        sections = {s: ro(dict(v)) for s, v in self.sections.items()}
+        flat = {f"{s}.{k}": v.value for s, values in sections.items() for k, v in values.items()}
+        object.__setattr__(self, "sections", ro(sections))
+        object.__setattr__(self, "nodes", ro(dict(self.nodes)))
+        object.__setattr__(self, "provenances", ro(dict(self.provenances)))
+        object.__setattr__(self, "references", ro(dict(self.references)))
+        object.__setattr__(self, "_flat", ro(flat))
 
     def p(self, key: str) -> float:
         """The value of ``section.key``, e.g. ``p("engines.dma.prep_ns")``."""
@@ -154,7 +187,7 @@ class Profile:
                 sections[section][key] = Value(float(number), provenance)
         provenances = dict(self.provenances)
         provenances[provenance.id] = provenance
-        return replace(self, sections=sections, nodes=nodes, provenances=provenances, _flat={})
+        return replace(self, sections=sections, nodes=nodes, provenances=provenances)
 
     def value(self, dotted: str) -> float:
         """Any parameter by its dotted path, node parameters included (``nodes.0.ccds``)."""
@@ -165,7 +198,7 @@ class Profile:
 
     def renamed(self, name: str, description: str | None = None) -> Profile:
         """A copy with another name (and description)."""
-        return replace(self, name=name, description=description or self.description, _flat={})
+        return replace(self, name=name, description=description or self.description)
 
     def to_yaml(self) -> str:
         """Serialise to the profile format (each section names its most common provenance)."""
@@ -179,6 +212,7 @@ class Profile:
             },
             "base_page": self.base_page,
             "pmd_size": self.pmd_size,
+            **({"pud_size": self.pud_size} if self.pud_size else {}),
             "nodes": [
                 {"id": n.id, "name": n.name, "kind": n.kind, **_dump_values(n.params)}
                 for n in self.nodes.values()
@@ -193,6 +227,10 @@ class Profile:
             for ref in _NODE_REFS.get(section, ()):
                 if f"{section}.{ref}" in self.references:
                     target[parts[-1]][ref] = self.references[f"{section}.{ref}"]
+        if self.kernel:
+            doc["kernel"] = self.kernel
+        if self.driver:
+            doc["driver"] = self.driver
         doc["cost_model"] = self.cost_model
         if self.learned_model:
             doc["learned_model"] = self.learned_model
@@ -257,7 +295,7 @@ class _Reader:
 
     def values(
         self, data: Any, keys: tuple, checks: Mapping[str, Check], provs: Mapping[str, Provenance],
-        skip: tuple = (),
+        skip: tuple = (), optional: Mapping[str, str] | None = None,
     ) -> dict[str, Value]:
         data = self.mapping(data, keys)
         default = data.get("provenance")
@@ -284,9 +322,20 @@ class _Reader:
                 raise self.fail((*keys, key), f"unknown provenance {pid!r}")
             number = self.number(raw, (*keys, key), checks[key])
             out[key] = Value(number, provs[pid])
-        missing = [k for k in checks if k not in out]
+        optional = optional or {}
+        missing = [k for k in checks if k not in out and k not in optional]
         if missing:
             raise self.fail(keys, "missing " + ", ".join(missing))
+        for key, fallback in optional.items():
+            if key in out:
+                continue
+            if isinstance(fallback, str):
+                out[key] = out[fallback]
+            else:  # a default, assumed for the reason given with it
+                number, reason = fallback
+                prov = Provenance(f"default-{key.replace('_', '-')}", "assumed",
+                                  {"reason": reason})
+                out[key] = Value(float(number), prov)
         return out
 
     def number(self, raw: Any, keys: tuple, check: Check) -> float:
@@ -334,6 +383,9 @@ def load_profile(path: str | Path) -> Profile:
     pmd_size = size_of("pmd_size", 2 << 20)
     if pmd_size % base_page:
         raise r.fail(("pmd_size",), "must be a multiple of base_page")
+    pud_size = size_of("pud_size", 0) if "pud_size" in data else None
+    if pud_size is not None and (pud_size <= pmd_size or pud_size % pmd_size):
+        raise r.fail(("pud_size",), "must be a multiple of pmd_size larger than it")
 
     nodes: dict[int, Node] = {}
     if not isinstance(data["nodes"], list) or not data["nodes"]:
@@ -364,7 +416,8 @@ def load_profile(path: str | Path) -> Profile:
                 continue  # an engine this machine lacks
             raise r.fail(tuple(parts[:-1]), f"missing section {parts[-1]!r}")
         refs = _NODE_REFS.get(section, ())
-        sections[section] = r.values(raw, tuple(parts), checks, provs, skip=refs)
+        sections[section] = r.values(raw, tuple(parts), checks, provs, skip=refs,
+                                     optional=OPTIONAL_KEYS.get(section))
         for ref in refs:
             if ref in raw and raw[ref] not in nodes:
                 raise r.fail((*parts, ref), f"node {raw[ref]!r} is referenced but not defined "
@@ -386,9 +439,19 @@ def load_profile(path: str | Path) -> Profile:
     if cost_model not in COST_MODELS:
         raise r.fail(("cost_model",), f"expected one of {', '.join(COST_MODELS)}, "
                      f"got {cost_model!r}")
+    tied = {}
+    for key in ("kernel", "driver"):
+        if data.get(key) is not None:
+            if not isinstance(data[key], str | int | float) or isinstance(data[key], bool) \
+                    or not str(data[key]).strip():
+                raise r.fail((key,), "expected a non-empty string")
+            tied[key] = str(data[key]).strip()
     learned = data.get("learned_model")
     if cost_model == "learned" and not learned:
         raise r.fail(("cost_model",), "cost_model: learned needs learned_model: FILE")
+    for values in sections.values():  # defaults bring their own provenance records
+        for value in values.values():
+            provs.setdefault(value.provenance.id, value.provenance)
     return Profile(
         name=name,
         description=str(data.get("description", "")).strip(),
@@ -401,6 +464,8 @@ def load_profile(path: str | Path) -> Profile:
         cost_model=cost_model,
         learned_model=str(learned) if learned else None,
         references=references,
+        pud_size=pud_size,
+        **tied,
     )
 
 

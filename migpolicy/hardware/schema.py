@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["NODE_KEYS", "PROVENANCE_KINDS", "SECTIONS", "Check"]
+__all__ = ["NODE_KEYS", "OPTIONAL_KEYS", "PROVENANCE_KINDS", "SECTIONS", "Check"]
 
 PROVENANCE_KINDS = {
     "measured": ("host", "date", "command"),
@@ -75,9 +75,13 @@ SECTIONS: dict[str, dict[str, Check]] = {
     "memory": {
         "thread_gbps": _positive("GB/s", "copy bandwidth of one core, unloaded"),
         "ccd_gbps": _positive("GB/s", "copy bandwidth one LLC domain (CCD) can sustain"),
-        "link_gbps": _positive("GB/s", "copy bandwidth between two nodes, per direction"),
+        "link_gbps": _positive("GB/s", "copy bandwidth from a node to a higher-numbered one"),
+        "reverse_link_gbps": _positive("GB/s", "copy bandwidth from a node to a lower-numbered "
+                                       "one (default: link_gbps, a symmetric link)"),
         "saturation": _positive("", "sharpness of the soft minimum over the caps (higher: harder)"),
         "pull_factor": _positive("", "bandwidth factor when workers sit on the destination node"),
+        "nt_factor": _positive("", "copy bandwidth with non-temporal stores relative to cached "
+                               "stores (no read-for-ownership of the destination)"),
     },
     "engines.cpu": {
         "folio_ns": _nonneg("ns", "per-folio cost of folio_copy() beyond the bytes"),
@@ -98,12 +102,50 @@ SECTIONS: dict[str, dict[str, Check]] = {
         "saturation": _positive("", "sharpness of the soft minimum over the DMA caps"),
         "completion_ns": _nonneg("ns", "per batch: wait for and handle the completion"),
     },
+    "engines.dsa": {
+        "devices": _count("", "DSA devices (one per die on Sapphire Rapids)"),
+        "engines_per_device": _count("", "processing engines of one device"),
+        "batch_size": _count("", "work descriptors per batch descriptor (hardware limit 1024)"),
+        "submit_ns": _nonneg("ns", "CPU time to submit one (batch) descriptor: ENQCMD/MOVDIR64B"),
+        "prep_ns": _nonneg("ns", "CPU time to write one work descriptor (per folio)"),
+        "desc_ns": _nonneg("ns", "engine time per work descriptor, beyond its bytes"),
+        "engine_gbps": _positive("GB/s", "copy bandwidth of one engine"),
+        "device_gbps": _positive("GB/s", "copy bandwidth of one device (its fabric port)"),
+        "saturation": _positive("", "sharpness of the soft minimum over the DSA caps"),
+        "completion_ns": _nonneg("ns", "per batch: poll or take the completion record"),
+    },
+    "engines.sdxi": {
+        "functions": _count("", "SDXi functions (descriptor rings) usable in parallel"),
+        "prep_ns": _nonneg("ns", "CPU time to write one 64-byte descriptor into a ring"),
+        "doorbell_ns": _nonneg("ns", "CPU time per batch: one doorbell write for the ring"),
+        "desc_ns": _nonneg("ns", "function time per descriptor, beyond its bytes"),
+        "function_gbps": _positive("GB/s", "copy bandwidth of one function"),
+        "total_gbps": _positive("GB/s", "copy bandwidth of the whole device"),
+        "saturation": _positive("", "sharpness of the soft minimum over the SDXi caps"),
+        "completion_ns": _nonneg("ns", "per batch: wait for and handle the completion"),
+    },
     "engines.gpu": {
         "streams": _count("", "copy engines / streams usable in parallel"),
         "launch_ns": _nonneg("ns", "per batch: launch of the batched copy"),
         "folio_ns": _nonneg("ns", "CPU time per folio to build the copy list"),
         "stream_gbps": _positive("GB/s", "bandwidth of one copy engine"),
-        "link_gbps": _positive("GB/s", "host-device link bandwidth per direction"),
+        "link_gbps": _positive("GB/s", "host-to-device link bandwidth"),
+        "d2h_link_gbps": _positive("GB/s", "device-to-host link bandwidth (default: link_gbps)"),
         "pageable_factor": _fraction("bandwidth factor for pageable (unpinned) memory"),
     },
+}
+
+#: Keys a profile may omit, per section: key → the key whose value (and provenance) it
+#: takes, or a default value and the reason it is assumed. A link measured in one direction
+#: only is symmetric until the other is measured.
+OPTIONAL_KEYS: dict[str, dict[str, str | tuple[float, str]]] = {
+    "memory": {
+        "reverse_link_gbps": "link_gbps",
+        "nt_factor": (1.5, "a copy with cached stores moves three bytes of memory traffic per "
+                           "byte copied (read the source, read the destination for ownership, "
+                           "write it back), one with non-temporal stores two: 3/2 where memory "
+                           "bandwidth bounds the copy (benchmarks/nt_copy.py measures the ratio "
+                           "on a machine)"),
+    },
+    "engines.gpu": {"d2h_link_gbps": "link_gbps"},
 }

@@ -2,20 +2,24 @@
 
 A table has one row per experiment: ``engine``, ``folio_kib``, ``workers``,
 ``throughput_gbps``, the amount moved as ``total_mib`` or ``folio_count``, and
-optionally ``placement`` (spread/fill), ``side`` (push/pull) and ``scope``:
+optionally ``placement`` (spread/fill), ``side`` (push/pull), ``scope``:
 ``move`` (default; the throughput of the whole migration, as move_pages()
 reports it) or ``copy`` (the copy stage alone, as a user-space copy measures
-it). Rows are
-priced with exactly the machinery of ``migpolicy move``
-(:func:`migpolicy.pipeline.price_uniform`).
+it), and ``kernel`` (the kernel the row was measured on).
+
+A table's numbers hold for one kernel: :func:`table_kernel` says which, from
+its ``kernel`` column or, for the published tables, from
+:data:`PUBLISHED_KERNELS`. This module never prices a row itself: callers pass
+a :data:`Predictor` (profile, rows → predicted GB/s), which ``migpolicy``'s
+commands build from the stage pipeline (:mod:`migpolicy.hardware.predict`).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
@@ -23,18 +27,28 @@ from migpolicy.engines import CopyEngine
 from migpolicy.errors import InputError
 from migpolicy.hardware.model import PLACEMENTS, SIDES
 
+if TYPE_CHECKING:
+    from migpolicy.hardware.profile import Profile
+
 __all__ = [
+    "PUBLISHED_KERNELS",
     "ROW_DTYPE",
     "SCOPES",
     "SHIPPED_TABLES",
     "STAGE_DTYPE",
-    "predict_copy_share",
-    "predict_rows",
+    "CopyShare",
+    "Predictor",
     "read_stage_table",
     "read_table",
     "row_params",
     "shipped_table",
+    "table_kernel",
 ]
+
+#: Predicted throughput (GB/s) of every row of a table on a profile.
+Predictor = Callable[["Profile", np.ndarray], np.ndarray]
+#: Fraction of a sequential-copy migration of ``total_bytes`` spent copying, on a profile.
+CopyShare = Callable[["Profile", int], float]
 
 ROW_DTYPE = np.dtype(
     [
@@ -50,11 +64,23 @@ ROW_DTYPE = np.dtype(
     ]
 )
 
-#: The shipped published tables (file names under ``migpolicy/hardware/tables``).
+#: The shipped published tables (file names under ``migpolicy/hardware/tables``):
+#: RFC V2 tables 1a/1b, 2 and 3, and the RFC V3 throughput and batch-size tables.
 SHIPPED_TABLES = {
     "1ab": "rfc_v2_move_pages_throughput.csv",
     "2": "rfc_v2_batch_size_2m.csv",
     "3": "rfc_v2_thread_placement_2m.csv",
+    "v3": "rfc_v3_move_pages_throughput.csv",
+    "v3-batch": "rfc_v3_batch_size_2m.csv",
+}
+#: The kernel each published table was measured on (by file name, wherever it lies).
+PUBLISHED_KERNELS = {
+    "rfc_v1_stage_cycles.csv": "6.8.0 + RFC V1",
+    "rfc_v2_move_pages_throughput.csv": "6.14.0-rc7+ + RFC V2",
+    "rfc_v2_batch_size_2m.csv": "6.14.0-rc7+ + RFC V2",
+    "rfc_v2_thread_placement_2m.csv": "6.14.0-rc7+ + RFC V2",
+    "rfc_v3_move_pages_throughput.csv": "6.16.0-rc6 + RFC V3",
+    "rfc_v3_batch_size_2m.csv": "6.16.0-rc6 + RFC V3",
 }
 #: The shipped RFC V1 stage-share table.
 STAGE_TABLE = "rfc_v1_stage_cycles.csv"
@@ -64,7 +90,8 @@ _REQUIRED = ("engine", "folio_kib", "workers", "throughput_gbps")
 
 
 def shipped_table(key: str) -> Path:
-    """Path of a shipped published table: ``1ab``, ``2``, ``3`` (RFC V2) or ``v1`` (stages)."""
+    """Path of a shipped published table: ``1ab``, ``2``, ``3`` (RFC V2), ``v3``,
+    ``v3-batch`` (RFC V3) or ``v1`` (stages)."""
     name = STAGE_TABLE if key == "v1" else SHIPPED_TABLES[key]
     return Path(__file__).resolve().parent / "tables" / name
 
@@ -154,25 +181,6 @@ def row_params(row: np.void, base: Mapping[str, Any],
     return params
 
 
-def predict_rows(pm: Any, hw: Any, rows: np.ndarray, base_params: Mapping[str, Any]) -> np.ndarray:
-    """Predicted throughput (GB/s) of every row, priced like ``migpolicy move``."""
-    from migpolicy.pipeline import price_uniform
-    from migpolicy.registries import copy_engines
-
-    src, dst = (0, 1) if 1 in hw.nodes else (0, 0)
-    out = np.empty(len(rows))
-    engines = copy_engines(pm)
-    for i, row in enumerate(rows):
-        report = price_uniform(pm, int(row["folio_bytes"]), int(row["folio_count"]), hw,
-                               row_params(row, base_params, engines), src=src, dst=dst,
-                               engines=engines)
-        if row["scope"] == "copy":
-            out[i] = report.bytes / report.stages["copy"].wall_s / 1e9
-        else:
-            out[i] = report.throughput_gbps
-    return out
-
-
 STAGE_DTYPE = np.dtype(
     [("path", "U32"), ("total_bytes", np.int64), ("copy_fraction", np.float64), ("row", np.int64)]
 )
@@ -215,14 +223,20 @@ def read_stage_table(path: str | Path) -> np.ndarray:
     return np.array(rows, dtype=STAGE_DTYPE)
 
 
-def predict_copy_share(pm: Any, hw: Any, total_bytes: int, base_params: Mapping[str, Any],
-                       folio_size: int = 4096) -> float:
-    """Fraction of a sequential-copy (``cpu``) migration's time spent copying."""
-    from migpolicy.pipeline import price_uniform
+def table_kernel(path: str | Path) -> str | None:
+    """The kernel a table's rows hold for: its ``kernel`` column, else the published record.
 
-    params = dict(base_params)
-    params.update({"engine": "cpu", "workers": 1})
-    src, dst = (0, 1) if 1 in hw.nodes else (0, 0)
-    report = price_uniform(pm, folio_size, max(1, total_bytes // folio_size), hw, params,
-                           src=src, dst=dst)
-    return report.stages["copy"].wall_s / report.total_s
+    ``None`` when the table does not say. A ``kernel`` column with two
+    different values is an :class:`InputError` (split such a table).
+    """
+    path = Path(path)
+    with _open_csv(path) as handle:
+        reader = csv.DictReader(handle)
+        if "kernel" in (reader.fieldnames or []):
+            kernels = {(r.get("kernel") or "").strip() for r in reader} - {""}
+            if len(kernels) > 1:
+                raise InputError(f"{path}: column kernel holds {len(kernels)} kernels "
+                                 f"({', '.join(sorted(kernels))}); one table, one kernel")
+            if kernels:
+                return kernels.pop()
+    return PUBLISHED_KERNELS.get(path.name)

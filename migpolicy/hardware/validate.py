@@ -1,7 +1,7 @@
 """Validation: a profile's predictions against a measured or published table, point by point.
 
 Every row of a tidy table is priced with ``migpolicy move``'s machinery
-(:func:`migpolicy.hardware.tables.predict_rows`) and compared with what was
+(:func:`migpolicy.hardware.predict.pipeline_predictor`) and compared with what was
 observed: the absolute percentage error of each point, and their median and
 maximum. Where a learned cost model is available its predictions are
 compared on the same rows, side by side. :func:`plot` draws it the way the
@@ -21,7 +21,7 @@ import numpy as np
 
 from migpolicy.hardware.fit import abs_pct_err
 from migpolicy.hardware.profile import Profile
-from migpolicy.hardware.tables import predict_rows, read_table
+from migpolicy.hardware.tables import Predictor, read_table
 
 __all__ = ["Validation", "plot", "table_records", "validate"]
 
@@ -102,12 +102,18 @@ def validate(
     *,
     engines: Sequence[str] | None = None,
     learned_hw: Profile | None = None,
+    predict: Predictor | None = None,
 ) -> Validation:
     """Price every row of ``table`` on ``hw`` (and on ``learned_hw``) and compare.
 
-    ``engines`` are the engine names a row may use; a malformed table raises
-    :class:`migpolicy.errors.InputError` naming the row.
+    Rows are priced by ``predict``, by default ``pm``'s stage pipeline with
+    ``base_params``; ``engines`` are the engine names a row may use; a
+    malformed table raises :class:`migpolicy.errors.InputError` naming the row.
     """
+    if predict is None:
+        from migpolicy.hardware.predict import pipeline_predictor
+
+        predict = pipeline_predictor(pm, base_params)
     table = Path(table)
     rows = read_table(table, engines)
     records = table_records(table)
@@ -116,8 +122,8 @@ def validate(
         table=table,
         rows=rows,
         records=[records[int(n)] for n in rows["row"]],
-        predicted=predict_rows(pm, hw, rows, base_params),
-        learned=None if learned_hw is None else predict_rows(pm, learned_hw, rows, base_params),
+        predicted=predict(hw, rows),
+        learned=None if learned_hw is None else predict(learned_hw, rows),
     )
 
 

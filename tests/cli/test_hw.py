@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-SHIPPED = ("zen3-epyc-ptdma", "gh200", "dram-cxl", "local")
+SHIPPED = ("zen3-epyc-ptdma", "zen3-epyc-ptdma-6.14", "spr-dsa", "gh200", "dram-cxl", "local")
 PROVENANCE_KINDS = {"measured", "fitted", "assumed"}
 
 
@@ -102,3 +102,14 @@ def test_user_profiles_override_shipped_ones(run_cli, user_profile_dir, profile_
     data = json.loads(out)
     assert data["description"] == "calibrated here"
     assert data["path"] == str(user_profile_dir / "local.yaml")
+
+
+def test_show_prints_the_kernel_a_profile_holds_for(run_cli) -> None:
+    code, out, err = run_cli("hw", "show", "zen3-epyc-ptdma")
+    assert code == 0, err
+    assert "kernel: 6.16.0-rc6 + RFC V3; offload driver: ptdma" in out
+    code, out, err = run_cli("hw", "show", "zen3-epyc-ptdma-6.14", "--json")
+    assert code == 0, err
+    assert json.loads(out)["kernel"] == "6.14.0-rc7+ + RFC V2"
+    code, out, err = run_cli("hw", "show", "gh200")
+    assert "kernel: not tied to one" in out

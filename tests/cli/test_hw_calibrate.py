@@ -8,7 +8,7 @@ from migpolicy.execute import gpu_backend
 from migpolicy.hardware.tables import read_table
 
 #: The --quick preset narrowed further so that a test measures for about a second.
-TINY = ("--quick", "--sizes", "64K,1M", "--counts", "1,8", "--samples", "2", "--max-bytes", "8M")
+TINY = ("--quick", "--sizes", "64K,1M", "--counts", "1,4,8", "--samples", "2", "--max-bytes", "8M")
 
 
 def test_calibrate_writes_a_local_profile_that_hw_local_finds(run_cli, tmp_path, monkeypatch):
@@ -21,7 +21,10 @@ def test_calibrate_writes_a_local_profile_that_hw_local_finds(run_cli, tmp_path,
     assert summary["provenance"]["kind"] == "measured"
     assert summary["provenance"]["command"].startswith("migpolicy hw calibrate --quick")
     assert summary["median_abs_pct_err"] <= summary["max_abs_pct_err"]
-    assert {"memory.thread_gbps", "engines.mt.thread_start_ns"} <= set(summary["parameters"])
+    assert "engines.mt.thread_start_ns" in set(summary["parameters"])
+    # a copy cap the measurements cannot tell is named in a note instead of written at a bound
+    assert "memory.thread_gbps" in summary["parameters"] or any(
+        "memory.thread_gbps" in note for note in summary["notes"])
     if gpu_backend() is None:
         assert any(note.startswith("gpu skipped") for note in summary["notes"])
     rows = read_table(summary["table"], ["cpu", "mt"])
@@ -68,3 +71,13 @@ def test_calibrate_help_has_examples(run_cli) -> None:
     code, out, _ = run_cli("hw", "calibrate", "--help")
     assert code == 0
     assert "Examples:" in out and "migpolicy hw calibrate --quick" in out
+
+
+def test_calibrate_refuses_folio_sizes_move_refuses(run_cli, tmp_path):
+    out = tmp_path / "x.yaml"
+    code, _, err = run_cli("hw", "calibrate", "--quick", "--sizes", "4K,3K", "--out", out,
+                                timeout=60)
+    assert code != 0
+    assert "--sizes 3K" in err and "power of two" in err
+    assert "Traceback" not in err and not out.exists()
+    assert list(tmp_path.iterdir()) == []

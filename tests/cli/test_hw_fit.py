@@ -43,8 +43,8 @@ def test_fit_writes_a_fitted_profile(tmp_path):
 def test_fit_with_stage_table_reports_copy_share(tmp_path):
     result = migpolicy("hw", "fit", "--base", "zen3-epyc-ptdma", "--table",
                        str(shipped_table("3")), "--stage-table", str(shipped_table("v1")),
-                       "--free", "engines.cpu.folio_ns", "--out", str(tmp_path / "f.yaml"),
-                       "--json")
+                       "--mix-kernels", "--free", "stages.isolate.folio_ns",
+                       "--out", str(tmp_path / "f.yaml"), "--json")
     assert result.returncode == 0, result.stderr
     shares = json.loads(result.stdout)["copy_share"]
     at_256m = next(s for s in shares if s["total_bytes"] == 256 << 20)
@@ -76,3 +76,44 @@ def test_fit_rejects_malformed_table_and_unknown_parameter(tmp_path):
     assert result.returncode == 1
     assert "--free memory.warp_gbps" in result.stderr
     assert not (tmp_path / "o.yaml").exists()
+
+
+def test_fit_refuses_tables_of_different_kernels_unless_told(tmp_path):
+    out = tmp_path / "mixed.yaml"
+    args = ("hw", "fit", "--base", "zen3-epyc-ptdma", "--table", "3", "--table", "v3-batch",
+            *FAST, "--out", str(out))
+    result = migpolicy(*args)
+    assert result.returncode == 1
+    assert "different kernels" in result.stderr and "--mix-kernels" in result.stderr
+    assert "6.14.0-rc7+ + RFC V2" in result.stderr and "6.16.0-rc6 + RFC V3" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+    result = migpolicy(*args, "--mix-kernels", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["kernel"] is None  # no one kernel: the profile says so
+    assert load_profile(out).kernel is None
+
+
+def test_fit_records_the_tables_kernel_and_names_untrusted_parameters(tmp_path):
+    out = tmp_path / "v3.yaml"
+    result = migpolicy("hw", "fit", "--base", "zen3-epyc-ptdma-6.14", "--table", "v3-batch",
+                       "--free", "memory.ccd_gbps", "--free", "engines.gpu.launch_ns",
+                       "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["kernel"] == "6.16.0-rc6 + RFC V3"
+    assert "engines.gpu.launch_ns" in summary["undetermined"]  # no gpu row moves it
+    assert "memory.ccd_gbps" not in summary["undetermined"]
+    profile = load_profile(out)
+    assert profile.kernel == "6.16.0-rc6 + RFC V3"
+    launch = profile.sections["engines.gpu"]["launch_ns"]
+    assert "engines.gpu.launch_ns" in launch.provenance.detail["undetermined"]
+
+
+def test_fit_refuses_fewer_rows_than_free_parameters(tmp_path):
+    one = tmp_path / "one.csv"
+    one.write_text("engine,folio_kib,workers,total_mib,throughput_gbps\nmt,2048,1,1024,10.7\n")
+    result = migpolicy("hw", "fit", "--base", "zen3-epyc-ptdma", "--table", str(one),
+                       "--out", str(tmp_path / "o.yaml"))
+    assert result.returncode == 1
+    assert "1 rows cannot determine" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o.yaml").exists()

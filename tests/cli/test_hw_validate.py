@@ -14,7 +14,7 @@ HEADER = "engine,folio_kib,workers,total_mib,throughput_gbps\n"
 
 
 def test_validate_json_on_the_published_tables_1a_1b(run_cli) -> None:
-    code, out, err = run_cli("hw", "validate", "zen3-epyc-ptdma", "--against",
+    code, out, err = run_cli("hw", "validate", "zen3-epyc-ptdma-6.14", "--against",
                              shipped_table("1ab"), "--json")
     assert code == 0, err
     result = json.loads(out)

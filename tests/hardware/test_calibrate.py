@@ -130,7 +130,7 @@ def test_the_default_output_is_the_local_profile_that_hw_local_finds(local_ctx) 
 
 
 def test_a_fit_that_does_not_converge_writes_nothing(local_ctx, tmp_path) -> None:
-    def stuck(pm, hw, rows, free, params, provenance, **kw) -> FitResult:
+    def stuck(predict, hw, rows, free, provenance, **kw) -> FitResult:
         return FitResult(profile=hw, observed=rows["throughput_gbps"],
                          predicted=rows["throughput_gbps"], converged=False,
                          message="the maximum number of evaluations is exceeded", evaluations=9)
@@ -151,7 +151,8 @@ def test_unknown_engines_and_an_empty_grid_are_refused(local_ctx, tmp_path) -> N
 
 def test_gpu_is_skipped_with_a_note_when_no_gpu_is_seen(local_ctx, tmp_path, monkeypatch):
     monkeypatch.setattr(execute, "gpu_backend", lambda: None)
-    settings = Settings(engines=("cpu", "gpu"), sizes=(256 * K,), counts=(1, 4), samples=1)
+    settings = Settings(engines=("cpu", "gpu"), sizes=(64 * K, 256 * K), counts=(4, 8, 16),
+                        samples=1)
     result = run_calibration(local_ctx, tmp_path / "local.yaml", settings)
     assert any(n.startswith("gpu skipped") for n in result.notes)
     assert {m.experiment.engine for m in result.measurements} == {"cpu"}

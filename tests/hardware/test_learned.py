@@ -13,7 +13,13 @@ from migpolicy.context import build_context
 from migpolicy.errors import ConfigError, InputError
 from migpolicy.hardware import learned
 from migpolicy.hardware.learned import load_model, save_model, sidecar_path, train, training_set
+from migpolicy.hardware.predict import pipeline_row_pricer
 from migpolicy.hardware.tables import ROW_DTYPE, read_table, shipped_table
+
+
+def price(ctx):
+    """The row pricer of a context, as ``migpolicy hw learn`` builds it."""
+    return pipeline_row_pricer(ctx.pm, ctx.params)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,7 @@ def zen3():
 @pytest.fixture(scope="module")
 def data(zen3):
     rows = np.concatenate([read_table(shipped_table(k), zen3.engines) for k in ("1ab", "2")])
-    return training_set(zen3.pm, zen3.hw, rows, zen3.params, ["1ab.csv", "2.csv"])
+    return training_set(price(zen3), zen3.hw, rows, zen3.params, ["1ab.csv", "2.csv"])
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +52,7 @@ def test_the_target_plus_the_other_stages_is_the_observed_time(data) -> None:
 
 def test_a_copy_row_is_all_copy(zen3) -> None:
     rows = np.array([("mt", 65536, 2, 1024, "spread", "push", "copy", 5.0, 2)], dtype=ROW_DTYPE)
-    one = training_set(zen3.pm, zen3.hw, rows, zen3.params)
+    one = training_set(price(zen3), zen3.hw, rows, zen3.params)
     assert one.other_s[0] == 0 and one.batches[0] == 2
     assert one.copy_s[0] == pytest.approx(65536 * 1024 / 5e9 / 2)
 
@@ -77,7 +83,7 @@ def test_copy_time_never_falls_as_folios_grow_or_batches_fill(model) -> None:
 
 
 def test_too_few_rows_are_refused(zen3, data) -> None:
-    few = training_set(zen3.pm, zen3.hw, data.rows[:5], zen3.params)
+    few = training_set(price(zen3), zen3.hw, data.rows[:5], zen3.params)
     with pytest.raises(InputError, match="at least 10 table rows, got 5"):
         train(few)
 

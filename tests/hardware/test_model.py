@@ -158,7 +158,9 @@ def test_pull_to_a_cpu_less_node_runs_on_a_node_with_cores(profiles) -> None:
     assert worker_node(profile, 0, 1, "push").id == 0
     push = copy_bandwidth_gbps(profile, 8, src=0, dst=1, side="push")
     pull = copy_bandwidth_gbps(profile, 8, src=0, dst=1, side="pull")
-    assert float(pull) == pytest.approx(float(push) * profile.p("memory.pull_factor"))
+    # both sides run on node 0's cores: pulling costs exactly what pushing does
+    assert profile.p("memory.pull_factor") != 1.0
+    assert float(pull) == pytest.approx(float(push))
 
 
 def test_worker_node_follows_the_side(profiles) -> None:

@@ -17,8 +17,9 @@ from migpolicy.hardware.profile import Profile, Provenance, load_profile
 from migpolicy.hardware.registry import DEFAULT_PROFILE, find_profile, list_profiles
 from migpolicy.hardware.schema import NODE_KEYS, PROVENANCE_KINDS, SECTIONS
 from migpolicy.hardware.yamlfile import atomic_write_text
+from migpolicy.plugin_manager import get_plugin_manager
 
-SHIPPED = ("zen3-epyc-ptdma", "gh200", "dram-cxl", "local")
+SHIPPED = ("zen3-epyc-ptdma", "zen3-epyc-ptdma-6.14", "spr-dsa", "gh200", "dram-cxl", "local")
 
 
 def snapshot(profile: Profile) -> dict:
@@ -399,3 +400,21 @@ def test_bad_user_profile_is_reported(pm, user_profile_dir: Path) -> None:
     (user_profile_dir / "broken.yaml").write_text("schema: 1\nname: broken\n")
     with pytest.raises(ConfigError, match=r"broken\.yaml"):
         list_profiles(pm)
+
+
+def test_profiles_are_immutable_and_derived_copies_never_change_the_original() -> None:
+    from dataclasses import replace
+
+    pm = get_plugin_manager()
+    original = find_profile(pm, "zen3-epyc-ptdma")
+    before = original.p("memory.link_gbps")
+    sections = {s: dict(v) for s, v in original.sections.items()}
+    sections["memory"]["link_gbps"] = replace(sections["memory"]["link_gbps"], value=1.0)
+    derived = replace(original, sections=sections)  # no _flat={}: must still be safe
+    assert derived.p("memory.link_gbps") == 1.0
+    assert original.p("memory.link_gbps") == before
+    with pytest.raises(TypeError):
+        original.sections["memory"]["link_gbps"] = None  # read-only
+    with pytest.raises(TypeError):
+        original.nodes[0].params["ccds"] = None
+    assert original.kernel == "6.16.0-rc6 + RFC V3"

@@ -29,3 +29,15 @@ class TestGpuEngine(CopyEngineConformance):
     @pytest.fixture
     def copy_plugin(self):
         return "migpolicy.plugins.engine_gpu"
+
+
+class TestDsaEngine(CopyEngineConformance):
+    @pytest.fixture
+    def copy_plugin(self):
+        return "migpolicy.plugins.engine_dsa"
+
+
+class TestSdxiEngine(CopyEngineConformance):
+    @pytest.fixture
+    def copy_plugin(self):
+        return "migpolicy.plugins.engine_sdxi"
