@@ -79,8 +79,10 @@ def build_context(
                 f"--engine {engine}: profile {profile.name} has no {engine} engine"
             )
         if values["workers"] > limit:
+            unit = engines[engine].worker_unit
+            allowed = f"only 1 {unit}" if limit == 1 else f"1 to {limit} {unit}s"
             raise InputError(
                 f"--workers {values['workers']}: engine {engine} on profile {profile.name} "
-                f"allows 1 to {limit} {engines[engine].worker_unit}s"
+                f"allows {allowed}"
             )
     return Context(pm=pm, hw=profile, params=values, engines=engines)

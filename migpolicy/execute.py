@@ -119,29 +119,34 @@ class ThreadTeam:
 
     The calling thread runs ``jobs[0]``; one started thread runs each other
     job. Threads wait on a barrier between runs, so only the copy is timed.
+    :meth:`close` aborts both barriers, so it returns promptly whether the
+    workers wait to start or to finish a run (after Ctrl-C interrupted
+    :meth:`run` half-way, they wait at the second); a worker in the middle of
+    its job finishes that job first. Use it as a context manager.
     """
 
     def __init__(self, jobs: Sequence[_Job]) -> None:
         self._jobs = jobs
         self._start = threading.Barrier(len(jobs))
         self._done = threading.Barrier(len(jobs))
-        self._stop = False
         self._errors: list[BaseException] = []
-        self._threads = [threading.Thread(target=self._serve, args=(job,), daemon=True)
-                         for job in jobs[1:]]
+        self._threads = [threading.Thread(target=self._serve, args=(job,), daemon=True,
+                                          name=f"migpolicy-copy-{i + 1}")
+                         for i, job in enumerate(jobs[1:])]
         for thread in self._threads:
             thread.start()
 
     def _serve(self, job: _Job) -> None:
-        while True:
-            self._start.wait()
-            if self._stop:
-                return
-            try:
-                job()
-            except BaseException as exc:  # reported by run() in the calling thread
-                self._errors.append(exc)
-            self._done.wait()
+        try:
+            while True:
+                self._start.wait()
+                try:
+                    job()
+                except BaseException as exc:  # reported by run() in the calling thread
+                    self._errors.append(exc)
+                self._done.wait()
+        except threading.BrokenBarrierError:  # close(): the team is over
+            return
 
     def run(self) -> float:
         """Run every job once, in parallel; return the elapsed seconds."""
@@ -155,11 +160,17 @@ class ThreadTeam:
         return elapsed
 
     def close(self) -> None:
-        """Stop and join the worker threads."""
-        self._stop = True
-        self._start.wait()
+        """Stop and join the worker threads; safe to call at any moment, and twice."""
+        self._start.abort()
+        self._done.abort()
         for thread in self._threads:
             thread.join()
+
+    def __enter__(self) -> ThreadTeam:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _pattern(buffer: np.ndarray) -> None:

@@ -295,3 +295,59 @@ def test_trace_hooks_on_the_command_line(cli: Cli) -> None:
     traced = [m.group(1) for m in calls]
     stages = [hook for hook in traced if hook.removeprefix("migpolicy_") in STAGES]
     assert stages == [f"migpolicy_{stage}" for stage in STAGES]
+
+
+# -- a broken installed plugin, and the allow-list that leaves it out ------------------------
+
+
+def test_a_broken_entry_point_is_listed_not_fatal_to_plugins(entry_points: Path,
+                                                             cli: Cli) -> None:
+    result = cli("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = {p["name"]: p for p in json.loads(result.stdout)}
+    assert listed["gamma"]["source"] == "entry point" and listed["gamma"]["hooks"] == []
+    assert "failed to import: ModuleNotFoundError" in listed["gamma"]["error"]
+    assert "error" not in listed["alpha"]
+    table = cli("plugins")
+    assert table.returncode == 0 and "BROKEN" in table.stdout
+
+
+def test_a_broken_entry_point_names_itself_and_the_way_to_leave_it_out(entry_points: Path,
+                                                                       cli: Cli) -> None:
+    line = _one_line_error(cli("move", "--bytes", "4M", "--json"))
+    assert line.startswith("Error: plugin 'gamma' (entry point tplug_missing) failed to import")
+    assert line.endswith("fix or uninstall it, or leave it out with MIGPOLICY_PLUGINS=alpha,beta")
+    fixed = cli("move", "--bytes", "4M", "--json", MIGPOLICY_PLUGINS="alpha,beta")
+    assert fixed.returncode == 0, fixed.stderr
+    none = cli("plugins", "--json", MIGPOLICY_PLUGINS="")
+    assert none.returncode == 0, none.stderr
+    assert {p["source"] for p in json.loads(none.stdout)} == {"builtin"}
+
+
+def test_an_allow_list_matching_nothing_warns(entry_points: Path, cli: Cli) -> None:
+    result = cli("plugins", "--json", MIGPOLICY_PLUGINS="doesnotexist,alpha")
+    assert result.returncode == 0
+    assert result.stderr.strip() == (
+        "migpolicy: warning: MIGPOLICY_PLUGINS names doesnotexist, which matches no installed "
+        "plugin (installed: alpha, beta, gamma)")
+    assert {p["name"] for p in json.loads(result.stdout) if p["source"] != "builtin"} == {"alpha"}
+
+
+def test_a_hook_without_arguments_is_worded(write_plugin: WritePlugin) -> None:
+    name = write_plugin("tplug_noargs", """
+        from migpolicy.hookspecs import hookimpl
+
+        @hookimpl
+        def migpolicy_hardware_profiles(hw):
+            return []
+    """)
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager([name], entry_points=False)
+    assert str(caught.value).endswith("that the hook does not pass (it passes no arguments)")
+
+
+def test_p_with_a_file_path_says_what_to_do_instead(cli: Cli, plugin_dir: Path) -> None:
+    result = cli("-p", "./my_engine.py", "plugins")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("'./my_engine.py' is a file path; -p takes a module name: put the file's folder "
+            "on PYTHONPATH and pass -p my_engine") in result.stderr

@@ -1,14 +1,18 @@
 """The ``migpolicy`` command group, global options and error handling.
 
 Every :class:`migpolicy.errors.MigpolicyError` becomes one line on stderr and
-exit status 1; usage errors exit with 2 (click's convention).
+exit status 1; usage errors exit with 2 (click's convention); Ctrl-C ends any
+command with one line and exit status 130 (128 + SIGINT, the shell's convention).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from migpolicy import __version__
+from migpolicy.cli import interrupted
 from migpolicy.cli.output import console, echo_json
 from migpolicy.errors import MigpolicyError
 
@@ -21,11 +25,27 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except MigpolicyError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            interrupted()
+
+
+def _plugin_modules(ctx: click.Context, param: click.Parameter,
+                    values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if not value.strip():
+            raise click.BadParameter("expected a module name, got an empty string")
+        if value.endswith(".py") or "/" in value or "\\" in value:
+            module = Path(value).stem
+            raise click.BadParameter(
+                f"{value!r} is a file path; -p takes a module name: put the file's folder on "
+                f"PYTHONPATH and pass -p {module}")
+    return values
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
                                            "max_content_width": 100})
 @click.option("-p", "--plugin", "plugins", multiple=True, metavar="MODULE",
+              callback=_plugin_modules,
               help="Load one more plugin module (repeatable), e.g. -p mypkg.myengine.")
 @click.version_option(__version__, prog_name="migpolicy")
 @click.pass_context
@@ -42,8 +62,9 @@ def main(ctx: click.Context, plugins: tuple[str, ...]) -> None:
       migpolicy hw list
       migpolicy hw show zen3-epyc-ptdma
 
-    Environment: MIGPOLICY_PLUGINS=a,b loads only those entry-point plugins;
-    MIGPOLICY_TRACE_HOOKS=1 logs every hook call with its duration.
+    Environment: MIGPOLICY_PLUGINS=a,b loads only those entry-point plugins
+    (set but empty: none); MIGPOLICY_TRACE_HOOKS=1 logs every hook call with
+    its duration.
     """
     ctx.obj = {"plugins": plugins}
 
@@ -65,11 +86,12 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     from migpolicy.context import copy_engines
     from migpolicy.plugin_manager import get_plugin_manager, plugin_infos
 
-    pm = get_plugin_manager(ctx.obj["plugins"])
+    pm = get_plugin_manager(ctx.obj["plugins"], keep_broken=True)
     infos = plugin_infos(pm)
     if as_json:
         echo_json([
-            {"name": i.name, "version": i.version, "source": i.source, "hooks": list(i.hooks)}
+            {"name": i.name, "version": i.version, "source": i.source, "hooks": list(i.hooks),
+             **({"error": i.error} if i.error else {})}
             for i in infos
         ])
         return
@@ -80,6 +102,8 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
         table.add_column(column)
     for info in infos:
         hooks = ", ".join(h.removeprefix("migpolicy_") for h in info.hooks)
+        if info.error:
+            hooks = f"[red]BROKEN, not loaded[/]: {info.error}"
         table.add_row(info.name, info.version, info.source, hooks)
     console.print(table)
     engines = copy_engines(pm)

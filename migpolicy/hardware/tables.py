@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from migpolicy.errors import InputError
+from migpolicy.files import open_text
 from migpolicy.hardware.model import PLACEMENTS, SIDES
 
 __all__ = [
@@ -69,10 +70,7 @@ def shipped_table(key: str) -> Path:
 
 
 def _open_csv(path: Path) -> TextIO:
-    try:
-        return path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return open_text(path, "CSV table")
 
 
 def read_table(path: str | Path, engines: Iterable[str] | None = None) -> np.ndarray:
