@@ -25,13 +25,14 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from migpolicy.errors import InputError
 
 __all__ = [
+    "CHUNK_BYTES",
     "ThreadTeam",
     "copy_folios",
     "copy_into",
@@ -39,6 +40,8 @@ __all__ = [
     "folio_shares",
     "gpu_backend",
     "gpu_copy_folios",
+    "pattern",
+    "zero",
 ]
 
 #: Most worker threads (or GPU streams) a real copy may use.
@@ -173,11 +176,36 @@ class ThreadTeam:
         self.close()
 
 
-def _pattern(buffer: np.ndarray) -> None:
-    """Fill ``buffer`` (bytes) with a pattern in which no 8-byte word repeats."""
+#: Bytes touched per numpy call when preparing or checking buffers: Python handles
+#: Ctrl-C only between calls, so no call may take long (64 MiB: a few milliseconds).
+CHUNK_BYTES = 64 << 20
+
+
+def _spans(nbytes: int, step: int = CHUNK_BYTES) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` byte ranges of at most ``step`` covering ``range(nbytes)``."""
+    for start in range(0, nbytes, step):
+        yield start, min(start + step, nbytes)
+
+
+def pattern(buffer: np.ndarray) -> None:
+    """Fill ``buffer`` (bytes) with a pattern in which no 8-byte word repeats; zero-copy,
+    in chunks, so that Ctrl-C is handled promptly even for gigabytes."""
     words = len(buffer) // 8
-    np.copyto(buffer[: words * 8].view(np.uint64), np.arange(words, dtype=np.uint64))
+    view = buffer[: words * 8].view(np.uint64)
+    for a, b in _spans(words, CHUNK_BYTES // 8):
+        view[a:b] = np.arange(a, b, dtype=np.uint64)
     buffer[words * 8:] = np.arange(len(buffer) - words * 8, dtype=np.uint8) + 1
+
+
+def zero(buffer: np.ndarray) -> None:
+    """``buffer.fill(0)`` in chunks (see :data:`CHUNK_BYTES`)."""
+    for a, b in _spans(len(buffer)):
+        buffer[a:b] = 0
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """``np.array_equal`` of two byte arrays of equal length, in chunks."""
+    return all(np.array_equal(a[i:j], b[i:j]) for i, j in _spans(len(a)))
 
 
 @contextlib.contextmanager
@@ -227,11 +255,11 @@ def copy_folios(nbytes: int, folio_size: int, threads: int, repeats: int = 5) ->
     except MemoryError:
         raise InputError(f"real copy: not enough memory for two buffers of {nbytes} "
                          "bytes") from None
-    _pattern(src)
-    dst.fill(0)
+    pattern(src)
+    zero(dst)
     with _team_for(dst, src, folio_size, threads) as team:
         team.run()
-        if not np.array_equal(src, dst):
+        if not _equal(src, dst):
             raise RuntimeError(f"real copy of {nbytes} bytes with {threads} threads in folios "
                                f"of {folio_size} bytes did not reproduce the source")
         return min(team.run() for _ in range(repeats))
@@ -319,7 +347,7 @@ def gpu_copy_folios(nbytes: int, folio_size: int, streams: int, repeats: int = 5
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"real GPU copy: cannot allocate {nbytes} bytes of pinned host "
                          f"or device memory ({first_line})") from None
-    _pattern(host)
+    pattern(host)
     shares = folio_shares(nfolios, folio_size, streams)
 
     def once() -> float:
@@ -332,7 +360,7 @@ def gpu_copy_folios(nbytes: int, folio_size: int, streams: int, repeats: int = 5
         return time.perf_counter() - begin
 
     once()
-    if not np.array_equal(fetch(), host):
+    if not _equal(fetch(), host):
         raise RuntimeError(f"real GPU copy of {nbytes} bytes over {streams} streams did not "
                            "reproduce the source")
     return min(once() for _ in range(repeats))

@@ -248,8 +248,8 @@ class _CopyBench:
         self.batch = batch
         self.src = np.empty(pool_bytes, dtype=np.uint8)
         self.dst = np.empty(pool_bytes, dtype=np.uint8)
-        self.src.view(np.uint64)[:] = np.arange(pool_bytes // 8, dtype=np.uint64)
-        self.dst.fill(0)
+        execute.pattern(self.src)  # in chunks: Ctrl-C is handled between them
+        execute.zero(self.dst)
         if len(nodes) > 1:  # copy across the first two nodes, workers on the source's
             numa.place(self.src, nodes[0].id)
             numa.place(self.dst, nodes[1].id)

@@ -21,7 +21,6 @@ import numpy as np
 
 from migpolicy.errors import InputError
 from migpolicy.files import atomic_output, check_output, open_text
-from migpolicy.hardware.fit import abs_pct_err
 from migpolicy.hardware.profile import Profile
 from migpolicy.hardware.tables import predict_rows, read_table
 
@@ -47,11 +46,15 @@ class Validation:
     @property
     def abs_pct_err(self) -> np.ndarray:
         """The analytic model's absolute percentage error of each row."""
+        from migpolicy.hardware.fit import abs_pct_err  # fit imports scipy: only when needed
+
         return abs_pct_err(self.predicted, self.observed)
 
     @property
     def learned_abs_pct_err(self) -> np.ndarray | None:
         """The learned model's absolute percentage error of each row, if there is one."""
+        from migpolicy.hardware.fit import abs_pct_err
+
         return None if self.learned is None else abs_pct_err(self.learned, self.observed)
 
     def as_json(self) -> dict[str, Any]:
