@@ -20,6 +20,17 @@ __all__ = ["main"]
 
 
 class _Group(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # An empty value never means anything here (`--hw ''`, `--out ''`, `show ''`), and a
+        # path would silently become "." on the way: refuse it, naming the option.
+        for index, arg in enumerate(args):
+            if arg == "" or (arg.startswith("--") and arg.endswith("=")):
+                before = args[index - 1] if index else ""
+                where = (arg[:-1] if arg else before if before.startswith("-")
+                         else f"the argument after {before!r}" if before else "an argument")
+                raise click.UsageError(f"{where}: expected a value, got an empty string", ctx)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
