@@ -128,7 +128,14 @@ def _load_entry_points(pm: pluggy.PluginManager, keep_broken: bool) -> None:
                 raise PluginError(f"plugin {ep.name!r} (entry point {ep.value}) failed to "
                                   f"import: {type(exc).__name__}: {exc}") from exc
             _register(pm, plugin, ep.name, "entry point", version)
+            try:  # a misspelt hook: found now, while it is still this plugin's fault
+                pm.check_pending()
+            except pluggy.PluginValidationError as exc:
+                raise PluginError(_validation_sentence(pm, exc)) from None
         except PluginError as exc:
+            if pm.get_plugin(ep.name) is not None:  # half-registered: take it out again
+                pm.unregister(name=ep.name)
+                pm._migpolicy_sources.pop(ep.name, None)
             if keep_broken:
                 pm._migpolicy_broken[ep.name] = (version, ep.value, str(exc))
                 continue

@@ -351,3 +351,22 @@ def test_p_with_a_file_path_says_what_to_do_instead(cli: Cli, plugin_dir: Path) 
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert ("'./my_engine.py' is a file path; -p takes a module name: put the file's folder "
             "on PYTHONPATH and pass -p my_engine") in result.stderr
+
+
+def test_an_entry_point_with_a_misspelt_hook_is_broken_not_fatal(entry_points: Path,
+                                                                write_plugin: WritePlugin,
+                                                                cli: Cli) -> None:
+    write_plugin("tplug_delta", MISSPELT)
+    dist = entry_points / "tplugs2-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tplugs2\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[migpolicy]\ndelta = tplug_delta\n")
+    importlib.invalidate_caches()
+    listed = cli("plugins", "--json", MIGPOLICY_PLUGINS="alpha,delta")
+    assert listed.returncode == 0, listed.stderr
+    plugins = {p["name"]: p for p in json.loads(listed.stdout)}
+    assert "did you mean migpolicy_copy?" in plugins["delta"]["error"]
+    assert plugins["alpha"]["hooks"] and "error" not in plugins["alpha"]
+    line = _one_line_error(cli("move", "--bytes", "4M", MIGPOLICY_PLUGINS="alpha,delta"))
+    assert "'migpolicy_coppy', which is not a migpolicy hook" in line
+    assert line.endswith("leave it out with MIGPOLICY_PLUGINS=alpha")

@@ -106,6 +106,7 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
             for i in infos
         ])
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="migpolicy plugins")
@@ -114,7 +115,7 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     for info in infos:
         hooks = ", ".join(h.removeprefix("migpolicy_") for h in info.hooks)
         if info.error:
-            hooks = f"[red]BROKEN, not loaded[/]: {info.error}"
+            hooks = f"[red]BROKEN, not loaded[/]: {escape(info.error)}"
         table.add_row(info.name, info.version, info.source, hooks)
     console.print(table)
     engines = copy_engines(pm)
