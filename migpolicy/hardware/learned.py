@@ -36,7 +36,6 @@ import numpy as np
 
 from migpolicy.errors import ConfigError, InputError
 from migpolicy.files import atomic_write_bytes, input_file, read_text
-from migpolicy.hardware.fit import abs_pct_err
 from migpolicy.hardware.profile import Profile, today
 from migpolicy.hardware.tables import row_params
 
@@ -211,6 +210,8 @@ def _estimator(n_features: int, seed: int) -> Any:
 
 
 def _errors(predicted: np.ndarray, observed: np.ndarray) -> dict[str, float]:
+    from migpolicy.hardware.fit import abs_pct_err  # fit imports scipy: only when needed
+
     err = abs_pct_err(predicted, observed)
     return {"median_abs_pct_err": float(np.median(err)), "max_abs_pct_err": float(err.max())}
 

@@ -118,9 +118,9 @@ def _sparse(path: Path, sample: bytes) -> None:
 
 
 #: name → writer(path, sample of the expected kind). Together: the ways a file goes wrong.
-#: (UTF-16 and other encodings are covered by the unit tests of the reader and the YAML
-#: loader; here one wrong encoding per command is enough.)
-BAD_INPUTS: dict[str, Callable[[Path, bytes], None] | None] = {
+#: (UTF-16 and missing files are covered by the unit tests of the reader and the YAML
+#: loader and by each command's own tests; here one wrong encoding per command is enough.)
+BAD_INPUTS: dict[str, Callable[[Path, bytes], None]] = {
     "random-bytes": lambda p, s: p.write_bytes(random.Random(12).randbytes(3000)),
     "empty": _write(b""),
     "truncated": lambda p, s: p.write_bytes(s[: len(s) * 2 // 5]),
@@ -130,7 +130,6 @@ BAD_INPUTS: dict[str, Callable[[Path, bytes], None] | None] = {
     "huge-number": lambda p, s: p.write_bytes(_replace_number(s, "9" * 400)),
     "negative-number": lambda p, s: p.write_bytes(_replace_number(s, "-4")),
     "directory": lambda p, s: p.mkdir(),
-    "missing": None,
     "fifo": lambda p, s: os.mkfifo(p),
     "oversized": _sparse,
 }
@@ -207,9 +206,7 @@ def _run_case(case: Case, folder: Path, exe: str) -> Outcome:
         target = str(folder / f"bad.{'csv' if case.command.reads == 'table' else 'yaml'}")
         if case.command.reads == "model":
             target = str(folder / "bad.skops")
-        writer = BAD_INPUTS[case.bad]
-        if writer is not None:
-            writer(Path(target), SAMPLES[case.command.reads]())
+        BAD_INPUTS[case.bad](Path(target), SAMPLES[case.command.reads]())
     else:
         ext = "png" if "--plot" in case.command.argv else "yaml"
         named = case.bad if case.bad in case.command.bad_outputs \
