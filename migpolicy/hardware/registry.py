@@ -35,18 +35,22 @@ _HOOK = "migpolicy_hardware_profiles"
 def profile_paths(pm: pluggy.PluginManager) -> list[Path]:
     """Every registered profile file, the oldest registration first.
 
-    Each implementation is called on its own so that a bad answer (not a list
-    of paths) or an exception names the plugin that gave it.
+    Each implementation is called on its own (through pluggy, so hook tracing
+    sees it) so that a bad answer (not a list of paths) or an exception names
+    the plugin that gave it.
     """
     out: list[Path] = []
-    for impl in getattr(pm.hook, _HOOK).get_hookimpls():
+    impls = getattr(pm.hook, _HOOK).get_hookimpls()
+    for impl in impls:
+        alone = pm.subset_hook_caller(_HOOK, [i.plugin for i in impls if i is not impl])
         try:
-            answer = impl.function()
+            answers = alone()
         except Exception as exc:
             raise PluginError(f"plugin {impl.plugin_name!r} raised {type(exc).__name__} in "
                               f"hook {_HOOK}: {exc}") from exc
-        if answer is None:
+        if not answers:  # the plugin answered None: nothing to register
             continue
+        (answer,) = answers
         if isinstance(answer, str | bytes | os.PathLike) or not isinstance(answer, list | tuple):
             raise PluginError(f"plugin {impl.plugin_name!r} returned {_short(answer)} from hook "
                               f"{_HOOK}; expected a list of profile file paths")
