@@ -50,7 +50,7 @@ class Command:
             if word in ("{input}", "{output}"):
                 words.append(word)
                 break
-            words.append(word)
+            words.append(Path(word).name if word.startswith("/") else word)
         return " ".join(words)
 
 
