@@ -144,16 +144,21 @@ def _workers_alias(given: dict[str, Any], engines: Mapping[str, CopyEngine]) -> 
         return given  # the unknown engine is reported below
     if not engine.workers_param:
         if int(workers) != 1:
-            raise InputError(f"--workers {workers}: engine {name} copies with one "
+            raise InputError(f"--workers {workers}: engine {name} allows only 1 "
                              f"{engine.worker_unit}")
         return given
     key = engine.workers_param
     if key in given and str(given[key]) != str(workers):
         raise InputError(f"--workers {workers} and --param {key}={given[key]} set the same "
                          "value twice; give one")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    try:
+        count = int(str(workers).strip()) if not isinstance(workers, bool) else 0
+    except ValueError:
+        count = 0
+    if count < 1:
         raise InputError(f"--workers {workers}: expected a whole number of "
                          f"{engine.worker_unit}s, at least 1")
+    workers = count
     given[key] = workers
     return given
 

@@ -25,13 +25,14 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from migpolicy.errors import InputError
 
 __all__ = [
+    "CHUNK_BYTES",
     "ThreadTeam",
     "copy_folios",
     "copy_into",
@@ -39,6 +40,8 @@ __all__ = [
     "folio_shares",
     "gpu_backend",
     "gpu_copy_folios",
+    "pattern",
+    "zero",
 ]
 
 #: Most worker threads (or GPU streams) a real copy may use.
@@ -119,29 +122,34 @@ class ThreadTeam:
 
     The calling thread runs ``jobs[0]``; one started thread runs each other
     job. Threads wait on a barrier between runs, so only the copy is timed.
+    :meth:`close` aborts both barriers, so it returns promptly whether the
+    workers wait to start or to finish a run (after Ctrl-C interrupted
+    :meth:`run` half-way, they wait at the second); a worker in the middle of
+    its job finishes that job first. Use it as a context manager.
     """
 
     def __init__(self, jobs: Sequence[_Job]) -> None:
         self._jobs = jobs
         self._start = threading.Barrier(len(jobs))
         self._done = threading.Barrier(len(jobs))
-        self._stop = False
         self._errors: list[BaseException] = []
-        self._threads = [threading.Thread(target=self._serve, args=(job,), daemon=True)
-                         for job in jobs[1:]]
+        self._threads = [threading.Thread(target=self._serve, args=(job,), daemon=True,
+                                          name=f"migpolicy-copy-{i + 1}")
+                         for i, job in enumerate(jobs[1:])]
         for thread in self._threads:
             thread.start()
 
     def _serve(self, job: _Job) -> None:
-        while True:
-            self._start.wait()
-            if self._stop:
-                return
-            try:
-                job()
-            except BaseException as exc:  # reported by run() in the calling thread
-                self._errors.append(exc)
-            self._done.wait()
+        try:
+            while True:
+                self._start.wait()
+                try:
+                    job()
+                except BaseException as exc:  # reported by run() in the calling thread
+                    self._errors.append(exc)
+                self._done.wait()
+        except threading.BrokenBarrierError:  # close(): the team is over
+            return
 
     def run(self) -> float:
         """Run every job once, in parallel; return the elapsed seconds."""
@@ -155,18 +163,49 @@ class ThreadTeam:
         return elapsed
 
     def close(self) -> None:
-        """Stop and join the worker threads."""
-        self._stop = True
-        self._start.wait()
+        """Stop and join the worker threads; safe to call at any moment, and twice."""
+        self._start.abort()
+        self._done.abort()
         for thread in self._threads:
             thread.join()
 
+    def __enter__(self) -> ThreadTeam:
+        return self
 
-def _pattern(buffer: np.ndarray) -> None:
-    """Fill ``buffer`` (bytes) with a pattern in which no 8-byte word repeats."""
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+#: Bytes touched per numpy call when preparing or checking buffers: Python handles
+#: Ctrl-C only between calls, so no call may take long (64 MiB: a few milliseconds).
+CHUNK_BYTES = 64 << 20
+
+
+def _spans(nbytes: int, step: int = CHUNK_BYTES) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` byte ranges of at most ``step`` covering ``range(nbytes)``."""
+    for start in range(0, nbytes, step):
+        yield start, min(start + step, nbytes)
+
+
+def pattern(buffer: np.ndarray) -> None:
+    """Fill ``buffer`` (bytes) with a pattern in which no 8-byte word repeats; zero-copy,
+    in chunks, so that Ctrl-C is handled promptly even for gigabytes."""
     words = len(buffer) // 8
-    np.copyto(buffer[: words * 8].view(np.uint64), np.arange(words, dtype=np.uint64))
+    view = buffer[: words * 8].view(np.uint64)
+    for a, b in _spans(words, CHUNK_BYTES // 8):
+        view[a:b] = np.arange(a, b, dtype=np.uint64)
     buffer[words * 8:] = np.arange(len(buffer) - words * 8, dtype=np.uint8) + 1
+
+
+def zero(buffer: np.ndarray) -> None:
+    """``buffer.fill(0)`` in chunks (see :data:`CHUNK_BYTES`)."""
+    for a, b in _spans(len(buffer)):
+        buffer[a:b] = 0
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """``np.array_equal`` of two byte arrays of equal length, in chunks."""
+    return all(np.array_equal(a[i:j], b[i:j]) for i, j in _spans(len(a)))
 
 
 @contextlib.contextmanager
@@ -216,11 +255,11 @@ def copy_folios(nbytes: int, folio_size: int, threads: int, repeats: int = 5) ->
     except MemoryError:
         raise InputError(f"real copy: not enough memory for two buffers of {nbytes} "
                          "bytes") from None
-    _pattern(src)
-    dst.fill(0)
+    pattern(src)
+    zero(dst)
     with _team_for(dst, src, folio_size, threads) as team:
         team.run()
-        if not np.array_equal(src, dst):
+        if not _equal(src, dst):
             raise RuntimeError(f"real copy of {nbytes} bytes with {threads} threads in folios "
                                f"of {folio_size} bytes did not reproduce the source")
         return min(team.run() for _ in range(repeats))
@@ -308,7 +347,7 @@ def gpu_copy_folios(nbytes: int, folio_size: int, streams: int, repeats: int = 5
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"real GPU copy: cannot allocate {nbytes} bytes of pinned host "
                          f"or device memory ({first_line})") from None
-    _pattern(host)
+    pattern(host)
     shares = folio_shares(nfolios, folio_size, streams)
 
     def once() -> float:
@@ -321,7 +360,7 @@ def gpu_copy_folios(nbytes: int, folio_size: int, streams: int, repeats: int = 5
         return time.perf_counter() - begin
 
     once()
-    if not np.array_equal(fetch(), host):
+    if not _equal(fetch(), host):
         raise RuntimeError(f"real GPU copy of {nbytes} bytes over {streams} streams did not "
                            "reproduce the source")
     return min(once() for _ in range(repeats))

@@ -64,39 +64,32 @@ class PluginInfo:
     source: str
     hooks: tuple[str, ...]
     module: str
+    error: str | None = None
+    """Why an installed plugin is broken (not loaded), or ``None``."""
 
 
 def get_plugin_manager(
-    extra_modules: Iterable[str] = (), *, entry_points: bool = True
+    extra_modules: Iterable[str] = (), *, entry_points: bool = True, keep_broken: bool = False
 ) -> pluggy.PluginManager:
     """Return a plugin manager with built-ins, entry-point plugins and ``extra_modules``.
 
     Raises :class:`PluginError` for a module that does not import or a hook
-    implementation that matches no hook specification.
+    implementation that matches no hook specification; for an installed
+    (entry-point) plugin the sentence says how to leave it out. With
+    ``keep_broken`` such an entry-point plugin is skipped and recorded instead,
+    for ``migpolicy plugins`` to show (:func:`plugin_infos`).
     """
     pm = pluggy.PluginManager("migpolicy")
     pm.add_hookspecs(hookspecs)
     pm._migpolicy_sources = {}  # plugin name -> (source, version, module)
+    pm._migpolicy_broken = {}  # entry-point name -> (version, entry point, error sentence)
     from migpolicy import __version__
 
     for modname in BUILTIN_PLUGINS:
         module = importlib.import_module(modname)
         _register(pm, module, modname.rsplit(".", 1)[1], "builtin", __version__)
     if entry_points:
-        allow = os.environ.get("MIGPOLICY_PLUGINS")
-        allowed = {n.strip() for n in allow.split(",") if n.strip()} if allow else None
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if allowed is not None and ep.name not in allowed:
-                continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {ep.name!r} (entry point {ep.value}) failed to import: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            version = ep.dist.version if ep.dist is not None else "unknown"
-            _register(pm, plugin, ep.name, "entry point", version)
+        _load_entry_points(pm, keep_broken)
     for modname in extra_modules:
         try:
             module = importlib.import_module(modname)
@@ -112,6 +105,51 @@ def get_plugin_manager(
     if os.environ.get("MIGPOLICY_TRACE_HOOKS") == "1":
         _enable_hook_tracing(pm)
     return pm
+
+
+def _allow_list(installed: list[str]) -> set[str] | None:
+    """The entry-point names ``MIGPOLICY_PLUGINS`` allows (set but empty: none), or ``None``."""
+    allow = os.environ.get("MIGPOLICY_PLUGINS")
+    if allow is None:
+        return None
+    allowed = {n.strip() for n in allow.split(",") if n.strip()}
+    unknown = sorted(allowed - set(installed))
+    if unknown:
+        which = "which matches" if len(unknown) == 1 else "which match"
+        print(f"migpolicy: warning: MIGPOLICY_PLUGINS names {', '.join(unknown)}, {which} no "
+              f"installed plugin (installed: {', '.join(installed) or 'none'})", file=sys.stderr)
+    return allowed
+
+
+def _load_entry_points(pm: pluggy.PluginManager, keep_broken: bool) -> None:
+    eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    names = sorted({ep.name for ep in eps})
+    allowed = _allow_list(names)
+    for ep in eps:
+        if allowed is not None and ep.name not in allowed:
+            continue
+        version = ep.dist.version if ep.dist is not None else "unknown"
+        try:
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(f"plugin {ep.name!r} (entry point {ep.value}) failed to "
+                                  f"import: {type(exc).__name__}: {exc}") from exc
+            _register(pm, plugin, ep.name, "entry point", version)
+            try:  # a misspelt hook: found now, while it is still this plugin's fault
+                pm.check_pending()
+            except pluggy.PluginValidationError as exc:
+                raise PluginError(_validation_sentence(pm, exc)) from None
+        except PluginError as exc:
+            if pm.get_plugin(ep.name) is not None:  # half-registered: take it out again
+                pm.unregister(name=ep.name)
+                pm._migpolicy_sources.pop(ep.name, None)
+            if keep_broken:
+                pm._migpolicy_broken[ep.name] = (version, ep.value, str(exc))
+                continue
+            others = [n for n in names if n != ep.name and (allowed is None or n in allowed)]
+            raise PluginError(f"{exc}; fix or uninstall it, or leave it out with "
+                              f"MIGPOLICY_PLUGINS={','.join(others)}") from exc.__cause__
 
 
 def _register(pm: pluggy.PluginManager, plugin: Any, name: str, source: str, version: str) -> None:
@@ -144,7 +182,7 @@ def _validation_sentence(
         extra = lines[2].split("{", 1)[1].split("}", 1)[0]
         passed = ", ".join(getattr(pm.hook, hook).spec.argnames)
         return (f"plugin {name!r} implements {hook} with argument(s) {extra} that the hook "
-                f"does not pass (it passes {passed})")
+                f"does not pass (it passes {passed or 'no arguments'})")
     return f"plugin {name!r} is invalid: {message}"
 
 
@@ -157,6 +195,8 @@ def plugin_infos(pm: pluggy.PluginManager) -> list[PluginInfo]:
             caller.name for caller in pm.get_hookcallers(plugin) or ()
         )
         infos.append(PluginInfo(name, version, source, hooks, module))
+    for name, (version, value, error) in getattr(pm, "_migpolicy_broken", {}).items():
+        infos.append(PluginInfo(name, version, "entry point", (), value, error=error))
     return infos
 
 

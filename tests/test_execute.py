@@ -178,3 +178,52 @@ def test_gpu_copy_runs_through_torch_when_it_sees_a_gpu(fake_torch, nbytes, foli
                                                         streams) -> None:
     assert gpu_backend() == "torch"
     assert gpu_copy_folios(nbytes, folio_size, streams=streams, repeats=2) > 0
+
+
+# -- the thread team: prompt shutdown whatever state Ctrl-C leaves it in --------------------
+
+
+def _closes_promptly(team: execute.ThreadTeam) -> bool:
+    import threading
+
+    closer = threading.Thread(target=team.close, daemon=True)
+    closer.start()
+    closer.join(timeout=5)
+    return not closer.is_alive() and not any(t.is_alive() for t in team._threads)
+
+
+def test_team_closes_when_interrupted_between_its_barriers() -> None:
+    """Ctrl-C in the caller's own job: the workers already wait at the done barrier."""
+    import threading
+
+    before = threading.active_count()
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    team = execute.ThreadTeam([interrupted, lambda: None, lambda: None])
+    with pytest.raises(KeyboardInterrupt):
+        team.run()
+    assert _closes_promptly(team)
+    assert threading.active_count() == before
+
+
+def test_team_closes_idle_twice_and_as_a_context_manager() -> None:
+    import threading
+
+    before = threading.active_count()
+    with execute.ThreadTeam([lambda: None] * 4) as team:
+        assert team.run() >= 0
+        assert threading.active_count() == before + 3
+    assert threading.active_count() == before
+    assert _closes_promptly(team)
+
+
+def test_team_reports_a_worker_error_and_still_closes() -> None:
+    def fails() -> None:
+        raise ValueError("worker failed")
+
+    team = execute.ThreadTeam([lambda: None, fails])
+    with pytest.raises(ValueError, match="worker failed"):
+        team.run()
+    assert _closes_promptly(team)

@@ -418,5 +418,5 @@ def test_copy_engines_registers_an_engine_build_context_accepts(pm) -> None:
     run = build_context(pm=pm, params={"engine": "flat"})
     assert run.engines["flat"].summary == "one microsecond per folio"
     assert run.price_uniform(4096, 1000).engines["flat"].wall_s == pytest.approx(1000 * US)
-    with pytest.raises(InputError, match="--workers 2: engine flat copies with one thread"):
+    with pytest.raises(InputError, match="--workers 2: engine flat allows only 1 thread"):
         build_context(pm=pm, params={"engine": "flat", "workers": 2})

@@ -241,7 +241,7 @@ def test_workers_and_its_parameter_must_agree(pm) -> None:
 
 def test_a_single_worker_engine_takes_only_one(pm) -> None:
     assert build_context(pm=pm, params={"engine": "cpu", "workers": 1}).params["engine"] == "cpu"
-    with pytest.raises(InputError, match=r"--workers 2: engine cpu copies with one thread"):
+    with pytest.raises(InputError, match=r"--workers 2: engine cpu allows only 1 thread"):
         build_context(pm=pm, params={"engine": "cpu", "workers": 2})
 
 

@@ -303,3 +303,78 @@ def test_trace_hooks_logs_the_registration_hooks(cli: Cli) -> None:
     traced = {m.group(1) for m in map(TRACE_LINE.match, result.stderr.splitlines()) if m}
     assert {"migpolicy_copy_engines", "migpolicy_parameters",
             "migpolicy_placement_policies"} <= traced
+
+
+# -- a broken installed plugin, and the allow-list that leaves it out ------------------------
+
+
+def test_a_broken_entry_point_is_listed_not_fatal_to_plugins(entry_points: Path,
+                                                             cli: Cli) -> None:
+    result = cli("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = {p["name"]: p for p in json.loads(result.stdout)}
+    assert listed["gamma"]["source"] == "entry point" and listed["gamma"]["hooks"] == []
+    assert "failed to import: ModuleNotFoundError" in listed["gamma"]["error"]
+    assert "error" not in listed["alpha"]
+    table = cli("plugins")
+    assert table.returncode == 0 and "BROKEN" in table.stdout
+
+
+def test_a_broken_entry_point_names_itself_and_the_way_to_leave_it_out(entry_points: Path,
+                                                                       cli: Cli) -> None:
+    line = _one_line_error(cli("move", "--bytes", "4M", "--json"))
+    assert line.startswith("Error: plugin 'gamma' (entry point tplug_missing) failed to import")
+    assert line.endswith("fix or uninstall it, or leave it out with MIGPOLICY_PLUGINS=alpha,beta")
+    fixed = cli("move", "--bytes", "4M", "--json", MIGPOLICY_PLUGINS="alpha,beta")
+    assert fixed.returncode == 0, fixed.stderr
+    none = cli("plugins", "--json", MIGPOLICY_PLUGINS="")
+    assert none.returncode == 0, none.stderr
+    assert {p["source"] for p in json.loads(none.stdout)} == {"builtin"}
+
+
+def test_an_allow_list_matching_nothing_warns(entry_points: Path, cli: Cli) -> None:
+    result = cli("plugins", "--json", MIGPOLICY_PLUGINS="doesnotexist,alpha")
+    assert result.returncode == 0
+    assert result.stderr.strip() == (
+        "migpolicy: warning: MIGPOLICY_PLUGINS names doesnotexist, which matches no installed "
+        "plugin (installed: alpha, beta, gamma)")
+    assert {p["name"] for p in json.loads(result.stdout) if p["source"] != "builtin"} == {"alpha"}
+
+
+def test_a_hook_without_arguments_is_worded(write_plugin: WritePlugin) -> None:
+    name = write_plugin("tplug_noargs", """
+        from migpolicy.hookspecs import hookimpl
+
+        @hookimpl
+        def migpolicy_hardware_profiles(hw):
+            return []
+    """)
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager([name], entry_points=False)
+    assert str(caught.value).endswith("that the hook does not pass (it passes no arguments)")
+
+
+def test_p_with_a_file_path_says_what_to_do_instead(cli: Cli, plugin_dir: Path) -> None:
+    result = cli("-p", "./my_engine.py", "plugins")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("'./my_engine.py' is a file path; -p takes a module name: put the file's folder "
+            "on PYTHONPATH and pass -p my_engine") in result.stderr
+
+
+def test_an_entry_point_with_a_misspelt_hook_is_broken_not_fatal(entry_points: Path,
+                                                                write_plugin: WritePlugin,
+                                                                cli: Cli) -> None:
+    write_plugin("tplug_delta", MISSPELT)
+    dist = entry_points / "tplugs2-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tplugs2\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[migpolicy]\ndelta = tplug_delta\n")
+    importlib.invalidate_caches()
+    listed = cli("plugins", "--json", MIGPOLICY_PLUGINS="alpha,delta")
+    assert listed.returncode == 0, listed.stderr
+    plugins = {p["name"]: p for p in json.loads(listed.stdout)}
+    assert "did you mean migpolicy_copy?" in plugins["delta"]["error"]
+    assert plugins["alpha"]["hooks"] and "error" not in plugins["alpha"]
+    line = _one_line_error(cli("move", "--bytes", "4M", MIGPOLICY_PLUGINS="alpha,delta"))
+    assert "'migpolicy_coppy', which is not a migpolicy hook" in line
+    assert line.endswith("leave it out with MIGPOLICY_PLUGINS=alpha")

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from migpolicy.errors import InputError
-from migpolicy.units import format_size, parse_size
+from migpolicy.units import MAX_SIZE, format_size, parse_size
 
 KIB, MIB, GIB, TIB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 
@@ -93,3 +93,55 @@ def test_every_spelling_of_a_whole_size_parses(
 def test_parse_of_formatted_size_is_canonical(nbytes: int) -> None:
     text = format_size(nbytes)
     assert format_size(parse_size(text)) == text
+
+
+# -- exact and bounded ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("9007199254740993", 9007199254740993 if 9007199254740993 <= MAX_SIZE else None),
+    ("1125899906842623", (1 << 50) - 1),   # 2**50 - 1: a float would still hold it, ints must
+    ("1125899906842623B", (1 << 50) - 1),
+    ("0.25K", 256),
+    ("1.125M", 1179648),
+    ("1024T", 1 << 50),
+])
+def test_sizes_are_exact_integers(text: str, expected: int | None) -> None:
+    if expected is None:
+        with pytest.raises(InputError, match="larger than the largest size"):
+            parse_size(text, "--bytes")
+    else:
+        assert parse_size(text, "--bytes") == expected
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999T", "1025T", str((1 << 50) + 1),
+                                  "9" * 5000, 1 << 63, "1" + "0" * 30])
+def test_sizes_past_the_bound_are_refused(text: str | int) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_size(text, "--bytes")
+    assert str(caught.value).startswith("--bytes: ") and "\n" not in str(caught.value)
+
+
+@given(st.integers(min_value=1, max_value=MAX_SIZE), st.integers(min_value=0, max_value=12))
+def test_a_decimal_spelling_parses_exactly(nbytes: int, places: int) -> None:
+    """A decimal number of KiB parses to exactly its value in bytes, or is refused if fractional."""
+    from fractions import Fraction
+
+    digits = nbytes * 10**places // KIB  # nbytes in KiB, truncated to ``places`` decimals
+    text = f"{digits // 10**places}.{digits % 10**places:0{places}d}K" if places else f"{digits}K"
+    exact = Fraction(digits, 10**places) * KIB
+    if exact.denominator != 1 or exact == 0:
+        with pytest.raises(InputError):
+            parse_size(text)
+    else:
+        assert parse_size(text) == exact.numerator
+
+
+@given(st.text(max_size=30))
+def test_any_text_parses_to_a_bounded_size_or_one_sentence(text: str) -> None:
+    try:
+        value = parse_size(text, "--folio")
+    except InputError as exc:
+        assert str(exc).startswith("--folio: ") and "\n" not in str(exc)
+    else:
+        assert isinstance(value, int) and 1 <= value <= MAX_SIZE

@@ -1,1 +1,36 @@
-"""The ``migpolicy`` command line (click)."""
+"""The ``migpolicy`` command line (click).
+
+:func:`run` is the console script: :func:`migpolicy.cli.main.main` with
+Ctrl-C during start-up (while the command's modules import) handled as it is
+during a command, by :func:`interrupted`.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import NoReturn
+
+__all__ = ["INTERRUPTED", "interrupted", "run"]
+
+#: Exit status after Ctrl-C: 128 + SIGINT, the shell's convention.
+INTERRUPTED = 130
+
+
+def interrupted() -> NoReturn:
+    """Say in one line that the command was interrupted, and exit with status 130.
+
+    A second Ctrl-C while exiting is ignored, so it cannot print a traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stderr.write("migpolicy: interrupted\n")
+    sys.exit(INTERRUPTED)
+
+
+def run() -> None:
+    """Start the ``migpolicy`` command line."""
+    try:
+        from migpolicy.cli.main import main
+    except KeyboardInterrupt:
+        interrupted()
+    main()

@@ -37,7 +37,10 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     from migpolicy.hardware.registry import list_profiles
     from migpolicy.plugin_manager import get_plugin_manager
 
-    profiles = list_profiles(get_plugin_manager(ctx.find_root().obj["plugins"]))
+    def skip(exc: Exception) -> None:
+        click.echo(f"warning: skipped a profile that does not load: {exc}", err=True)
+
+    profiles = list_profiles(get_plugin_manager(ctx.find_root().obj["plugins"]), on_error=skip)
     rows = []
     for name, profile in sorted(profiles.items()):
         kinds = Counter(v.provenance.kind for _, v, _ in profile.values())
@@ -74,7 +77,7 @@ def show_command(ctx: click.Context, profile: str, as_json: bool) -> None:
     from migpolicy.hardware.registry import find_profile
     from migpolicy.plugin_manager import get_plugin_manager
 
-    prof = find_profile(get_plugin_manager(ctx.find_root().obj["plugins"]), profile)
+    prof = find_profile(get_plugin_manager(ctx.find_root().obj["plugins"]), profile, "PROFILE")
     if as_json:
         echo_json({
             "name": prof.name,

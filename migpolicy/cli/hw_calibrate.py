@@ -113,7 +113,8 @@ def calibrate_command(ctx: click.Context, out: Path | None, engines: str, quick:
       migpolicy move --hw local --folio 2M --engine mt --workers 2
     """
     from migpolicy.context import build_context
-    from migpolicy.hardware.calibrate import PROVENANCE_ID, Settings, calibrate
+    from migpolicy.errors import InputError
+    from migpolicy.hardware.calibrate import PROVENANCE_ID, Settings, calibrate, destinations
     from migpolicy.hardware.locations import shipped_dir, user_dir
 
     settings = Settings.preset(
@@ -121,9 +122,16 @@ def calibrate_command(ctx: click.Context, out: Path | None, engines: str, quick:
         samples=samples, seed=seed, sizes=sizes, counts=counts,
         max_bytes=max_bytes,
     )
+    if out is None:  # the user's profile directory is ours to create
+        try:
+            user_dir().mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{user_dir()}: cannot create the profile directory: "
+                             f"{exc.strerror or exc}") from None
+    target = out or user_dir() / "local.yaml"
+    destinations(target)  # before measuring: a bad destination must not waste minutes
     run = build_context(plugins=ctx.find_root().obj["plugins"],
                         hw=str(shipped_dir() / "local.yaml"))
-    target = out or user_dir() / "local.yaml"
     command = shlex.join(["migpolicy", *sys.argv[1:]])
     from rich.progress import (
         BarColumn,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from migpolicy.cli.output import console, echo_json
+from migpolicy.cli.output import console, echo_json, profile_context
 
 __all__ = ["learn_command"]
 
@@ -52,18 +52,21 @@ def learn_command(ctx: click.Context, tables: tuple[str, ...], base: str, out: P
         --out ~/.config/migpolicy/profiles/local-learned.yaml
       migpolicy move --hw local-learned --folio 64K --engine mt --workers 2
     """
-    from migpolicy.context import build_context
+    from migpolicy.files import check_output
     from migpolicy.hardware.learned import save_model, sidecar_path, train, training_set
     from migpolicy.hardware.predict import pipeline_row_pricer
     from migpolicy.hardware.tables import read_table
 
-    run = build_context(plugins=ctx.find_root().obj["plugins"], hw=base)
+    model_path = out.with_suffix(".skops")
+    for path, what in ((out, "profile"), (model_path, "learned model"),
+                       (sidecar_path(model_path), "learned model's metadata")):
+        check_output(path, what)
+    run = profile_context(ctx, base, "--base")
     analytic = replace(run.hw, cost_model="analytic", _flat={})
     rows = np.concatenate([read_table(t, run.engines) for t in tables])
     data = training_set(pipeline_row_pricer(run.pm, run.params), analytic, rows, run.params,
                         [Path(t).name for t in tables])
     model = train(data, folds=folds, seed=seed, base_profile=run.hw.name)
-    model_path = out.with_suffix(".skops")
     save_model(model, model_path)
     profile = replace(run.hw.renamed(out.stem), cost_model="learned",
                       learned_model=model_path.name, path=out, _flat={})

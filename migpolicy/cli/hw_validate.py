@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from migpolicy.cli.output import console, echo_json
+from migpolicy.cli.output import console, echo_json, profile_context
 
 __all__ = ["validate_command"]
 
@@ -55,12 +55,13 @@ def validate_command(ctx: click.Context, profile: str, table: str, as_json: bool
       migpolicy hw validate zen3-learned.yaml --against 1ab --learned
       migpolicy hw validate zen3-epyc-ptdma --against 1ab --learned-model zen3.skops
     """
-    from migpolicy.context import build_context
     from migpolicy.errors import InputError
     from migpolicy.hardware.learned import profile_model as model_for
-    from migpolicy.hardware.validate import plot, validate
+    from migpolicy.hardware.validate import check_plot_path, plot, validate
 
-    run = build_context(plugins=ctx.find_root().obj["plugins"], hw=profile)
+    if plot_path is not None:
+        check_plot_path(plot_path)
+    run = profile_context(ctx, profile, "PROFILE")
     hw = run.hw
     learned_hw = None
     if learned_model is not None:
@@ -75,15 +76,17 @@ def validate_command(ctx: click.Context, profile: str, table: str, as_json: bool
     analytic = replace(hw, cost_model="analytic", _flat={}) if hw.cost_model != "analytic" else hw
     result = validate(run.pm, analytic, _table_path(table), run.params, engines=list(run.engines),
                       learned_hw=learned_hw)
-    if plot_path:
-        plot(result, plot_path)
     if as_json:
+        if plot_path:
+            plot(result, plot_path)
         out = result.as_json()
         if "learned" in out:
             out["learned"].update(cv=meta.get("cv"), training_tables=meta.get("tables", []))
         echo_json(out)
         return
     _print_table(result)
+    if plot_path:
+        plot(result, plot_path)
     if meta:
         cv = meta.get("cv", {})
         console.print(f"learned model trained on {', '.join(meta.get('tables', [])) or '?'}; "

@@ -1,14 +1,18 @@
 """The ``migpolicy`` command group, global options and error handling.
 
 Every :class:`migpolicy.errors.MigpolicyError` becomes one line on stderr and
-exit status 1; usage errors exit with 2 (click's convention).
+exit status 1; usage errors exit with 2 (click's convention); Ctrl-C ends any
+command with one line and exit status 130 (128 + SIGINT, the shell's convention).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from migpolicy import __version__
+from migpolicy.cli import interrupted
 from migpolicy.cli.output import console, echo_json
 from migpolicy.errors import MigpolicyError
 
@@ -16,16 +20,43 @@ __all__ = ["main"]
 
 
 class _Group(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # An empty value never means anything here (`--hw ''`, `--out ''`, `show ''`), and a
+        # path would silently become "." on the way: refuse it, naming the option.
+        for index, arg in enumerate(args):
+            if arg == "" or (arg.startswith("--") and arg.endswith("=")):
+                before = args[index - 1] if index else ""
+                where = (arg[:-1] if arg else before if before.startswith("-")
+                         else f"the argument after {before!r}" if before else "an argument")
+                raise click.UsageError(f"{where}: expected a value, got an empty string", ctx)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except MigpolicyError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            interrupted()
+
+
+def _plugin_modules(ctx: click.Context, param: click.Parameter,
+                    values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if not value.strip():
+            raise click.BadParameter("expected a module name, got an empty string")
+        if value.endswith(".py") or "/" in value or "\\" in value:
+            module = Path(value).stem
+            raise click.BadParameter(
+                f"{value!r} is a file path; -p takes a module name: put the file's folder on "
+                f"PYTHONPATH and pass -p {module}")
+    return values
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
                                            "max_content_width": 100})
 @click.option("-p", "--plugin", "plugins", multiple=True, metavar="MODULE",
+              callback=_plugin_modules,
               help="Load one more plugin module (repeatable), e.g. -p mypkg.myengine.")
 @click.version_option(__version__, prog_name="migpolicy")
 @click.pass_context
@@ -42,8 +73,9 @@ def main(ctx: click.Context, plugins: tuple[str, ...]) -> None:
       migpolicy hw list
       migpolicy hw show zen3-epyc-ptdma
 
-    Environment: MIGPOLICY_PLUGINS=a,b loads only those entry-point plugins;
-    MIGPOLICY_TRACE_HOOKS=1 logs every hook call with its duration.
+    Environment: MIGPOLICY_PLUGINS=a,b loads only those entry-point plugins
+    (set but empty: none); MIGPOLICY_TRACE_HOOKS=1 logs every hook call with
+    its duration.
     """
     ctx.obj = {"plugins": plugins}
 
@@ -65,16 +97,18 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     from migpolicy.plugin_manager import get_plugin_manager, plugin_infos
     from migpolicy.registries import copy_engines, placement_policies
 
-    pm = get_plugin_manager(ctx.obj["plugins"])
+    pm = get_plugin_manager(ctx.obj["plugins"], keep_broken=True)
     infos = plugin_infos(pm)
     engines = copy_engines(pm)  # read (and checked) before anything is printed
     policies = placement_policies(pm)
     if as_json:
         echo_json([
-            {"name": i.name, "version": i.version, "source": i.source, "hooks": list(i.hooks)}
+            {"name": i.name, "version": i.version, "source": i.source, "hooks": list(i.hooks),
+             **({"error": i.error} if i.error else {})}
             for i in infos
         ])
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="migpolicy plugins")
@@ -82,6 +116,8 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
         table.add_column(column)
     for info in infos:
         hooks = ", ".join(h.removeprefix("migpolicy_") for h in info.hooks)
+        if info.error:
+            hooks = f"[red]BROKEN, not loaded[/]: {escape(info.error)}"
         table.add_row(info.name, info.version, info.source, hooks)
     console.print(table)
     console.print("copy engines: " + ", ".join(

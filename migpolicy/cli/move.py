@@ -6,8 +6,17 @@ from typing import Any
 
 import click
 
-from migpolicy.cli.output import console, echo_json, err_console, parse_assignments
+from migpolicy.cli.output import (
+    console,
+    echo_json,
+    err_console,
+    merge_options,
+    name_option,
+    parse_assignments,
+)
+from migpolicy.errors import InputError
 from migpolicy.folios import Reason
+from migpolicy.hardware.registry import is_profile_path
 from migpolicy.pipeline import STAGES, Report
 from migpolicy.units import format_size, parse_size
 
@@ -15,8 +24,6 @@ __all__ = ["move", "report_json"]
 
 
 def _size(ctx, param, value):
-    from migpolicy.errors import InputError
-
     try:
         return parse_size(value, f"--{param.name}")
     except InputError as exc:
@@ -76,19 +83,16 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
       migpolicy move --hw local --folio 2M --engine mt --workers 2 --execute
     """
     from migpolicy.context import build_context
-    from migpolicy.errors import InputError
     from migpolicy.hardware.limits import check_move, move_notes
 
     given: dict[str, Any] = parse_assignments(param_items)
-    given["engine"] = engine
-    if workers is not None:
-        given["workers"] = workers
-    if load is not None:
-        given["system.load"] = load
-    if account_policy is not None:
-        given["account.policy"] = account_policy
-    run = build_context(plugins=ctx.obj["plugins"], hw=hw_name, params=given,
-                        default_workers=1)  # a fixed engine copies with one worker unless told
+    typed = merge_options(ctx, given, {"engine": "engine", "workers": "workers",
+                                       "system.load": "load", "account.policy": "account_policy"})
+    try:  # a fixed engine copies with one worker unless told
+        run = build_context(plugins=ctx.obj["plugins"], hw=hw_name, params=given,
+                            default_workers=1)
+    except InputError as exc:
+        raise InputError(name_option(str(exc), typed)) from None
     hw = run.hw
     if dst is None:
         dst = 1 if 1 in hw.nodes else src
@@ -110,7 +114,9 @@ def move(ctx: click.Context, nbytes: int, folio: int, engine: str, workers: int,
     if as_json:
         echo_json(data)
     else:
-        _print_report(report, data)
+        # a profile given as a file is shown by its path: `hw show` may not know its name
+        _print_report(report, data, str(hw.path) if hw_name and is_profile_path(hw_name)
+                      else hw.name)
 
 
 def _execute(run, nbytes: int, folio: int) -> dict:
@@ -167,13 +173,17 @@ def report_json(report: Report, run, folio: int) -> dict:
     }
 
 
-def _print_report(report: Report, data: dict) -> None:
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _print_report(report: Report, data: dict, show: str) -> None:
     from rich.table import Table
 
     total = report.total_s
     kinds = sorted({p["kind"] for p in data["provenance"].values()})
     console.print(
-        f"[bold]{format_size(report.bytes)}[/] in {report.folios:,} folios of "
+        f"[bold]{format_size(report.bytes)}[/] in {_plural(report.folios, 'folio')} of "
         f"{format_size(data['folio_size'])}, node {data['src']} → node {data['dst']}: "
         f"[bold]{report.throughput_gbps:.2f} GB/s[/], "
         f"{total * 1e3:.3f} ms (modelled)"
@@ -182,7 +192,7 @@ def _print_report(report: Report, data: dict) -> None:
                         for n, e in data["engines_used"].items())
     console.print(f"engine: {data['engine']} → {engines}; priced by profile "
                   f"[bold]{report.hw}[/] ({data['cost_model']} model; parameters "
-                  f"{', '.join(kinds)} — see `migpolicy hw show {report.hw}`)")
+                  f"{', '.join(kinds)} — see `migpolicy hw show {show}`)")
     table = Table()
     for column in ("stage", "wall ms", "share", "cpu ms", "engine ms"):
         table.add_column(column, justify="right" if column != "stage" else "left")
@@ -197,7 +207,7 @@ def _print_report(report: Report, data: dict) -> None:
                        for payer, c in report.accounting.items())
     console.print(f"accounting ({data['params']['account.policy']}): {payers}")
     if data.get("failed_folios"):
-        console.print(f"[yellow]{data['failed_folios']} folios failed to isolate[/]")
+        console.print(f"[yellow]{_plural(data['failed_folios'], 'folio')} failed to isolate[/]")
     if "measured_s" in data:
         if data["measured_s"] is None:
             err_console.print(f"note: {data['execute_note']}")

@@ -9,7 +9,15 @@ from typing import Any
 import click
 from rich.console import Console
 
-__all__ = ["console", "echo_json", "parse_assignments"]
+__all__ = [
+    "console",
+    "echo_json",
+    "err_console",
+    "merge_options",
+    "name_option",
+    "parse_assignments",
+    "profile_context",
+]
 
 #: Human output goes to stdout; progress bars and notes to stderr.
 console = Console(highlight=False, soft_wrap=True)
@@ -23,11 +31,79 @@ def echo_json(data: Any) -> None:
 
 
 def parse_assignments(values: tuple[str, ...], option: str = "--param") -> dict[str, str]:
-    """Turn ``("mt.threads=8", ...)`` into a dict; a malformed item is a usage error."""
-    out = {}
+    """Turn ``("mt.threads=8", ...)`` into a dict; a malformed item is a usage error.
+
+    An empty value and a key given twice (with different values) are usage
+    errors too: neither has an obvious meaning.
+    """
+    out: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
-        out[key.strip()] = value.strip()
+        if not value:
+            raise click.BadParameter(f"{key}= has no value; expected KEY=VALUE",
+                                     param_hint=option)
+        if key in out and out[key] != value:
+            raise click.BadParameter(f"{key} is given twice ({key}={out[key]} and "
+                                     f"{key}={value}); give it once", param_hint=option)
+        out[key] = value
     return out
+
+
+def _flag(ctx: click.Context, name: str) -> str:
+    """The option the user types for click parameter ``name`` (``--workers``)."""
+    for param in ctx.command.params:
+        if param.name == name:
+            return max(param.opts, key=len)
+    return name
+
+
+def merge_options(ctx: click.Context, given: dict[str, Any],
+                  options: dict[str, str]) -> dict[str, str]:
+    """Add the values of dedicated options to ``--param`` assignments ``given`` (in place).
+
+    ``options`` maps a parameter key to the click parameter that also sets it
+    (``{"workers": "workers", "system.load": "load"}``). A key set both ways
+    is a usage error, whatever the values; an option left at its default
+    does not override ``--param``. Returns, for the keys the options set,
+    the option typed (``{"workers": "--workers"}``) for :func:`name_option`.
+    """
+    typed: dict[str, str] = {}
+    for key, name in options.items():
+        value = ctx.params[name]
+        explicit = ctx.get_parameter_source(name) not in (
+            click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
+        flag = _flag(ctx, name)
+        if key in given:
+            if explicit:
+                raise click.UsageError(f"{flag} {value} and --param {key}={given[key]} both "
+                                       f"set {key}; give it once", ctx=ctx)
+            continue
+        if value is not None:
+            given[key] = value
+            typed[key] = flag
+    return typed
+
+
+def name_option(message: str, typed: dict[str, str]) -> str:
+    """``message`` about ``parameter KEY`` reworded to name the option typed for KEY."""
+    for key, flag in typed.items():
+        message = message.replace(f"parameter {key} ", f"{flag} ")
+    return message
+
+
+def profile_context(ctx: click.Context, profile: str | None, option: str) -> Any:
+    """The run context of a command given its profile as ``option`` (``--base``, ``PROFILE``).
+
+    The profile is looked up first, so an unknown name or missing file is
+    reported under the option the user typed.
+    """
+    from migpolicy.context import build_context
+    from migpolicy.hardware.registry import find_profile
+    from migpolicy.plugin_manager import get_plugin_manager
+
+    pm = get_plugin_manager(ctx.find_root().obj["plugins"])
+    found = find_profile(pm, profile, option)
+    return build_context(pm=pm, hw=str(found.path))

@@ -38,6 +38,7 @@ How a copy is measured, and why:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
@@ -45,6 +46,7 @@ import math
 import os
 import platform
 import random
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,14 +55,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from migpolicy import execute
-from migpolicy.errors import ConfigError, InputError
+from migpolicy.errors import ConfigError, InputError, MigpolicyError
+from migpolicy.files import atomic_output, atomic_write_text, check_output
 from migpolicy.hardware import numa
 from migpolicy.hardware.fit import FitResult, fit_parameters
 from migpolicy.hardware.limits import check_folio_size
 from migpolicy.hardware.predict import pipeline_predictor
 from migpolicy.hardware.profile import Node, Profile, Provenance, Value, load_profile, today
 from migpolicy.hardware.tables import ROW_DTYPE, Predictor
-from migpolicy.hardware.yamlfile import atomic_write_text
 
 __all__ = [
     "PROVENANCE_ID",
@@ -70,9 +72,11 @@ __all__ = [
     "Progress",
     "Settings",
     "calibrate",
+    "destinations",
     "measure",
     "plan",
     "table_rows",
+    "table_text",
     "write_table",
 ]
 
@@ -246,8 +250,8 @@ class _CopyBench:
         self.batch = batch
         self.src = np.empty(pool_bytes, dtype=np.uint8)
         self.dst = np.empty(pool_bytes, dtype=np.uint8)
-        self.src.view(np.uint64)[:] = np.arange(pool_bytes // 8, dtype=np.uint64)
-        self.dst.fill(0)
+        execute.pattern(self.src)  # in chunks: Ctrl-C is handled between them
+        execute.zero(self.dst)
         if len(nodes) > 1:  # copy across the first two nodes, workers on the source's
             numa.place(self.src, nodes[0].id)
             numa.place(self.dst, nodes[1].id)
@@ -378,6 +382,11 @@ def table_rows(measurements: Sequence[Measurement]) -> np.ndarray:
 
 def write_table(path: str | Path, measurements: Sequence[Measurement]) -> None:
     """Write one CSV row per experiment with every sample and their spread (atomically)."""
+    atomic_write_text(path, table_text(measurements), "calibration measurements")
+
+
+def table_text(measurements: Sequence[Measurement]) -> str:
+    """The CSV :func:`write_table` writes."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_COLUMNS)
@@ -389,7 +398,37 @@ def write_table(path: str | Path, measurements: Sequence[Measurement]) -> None:
             f"{(gbps.max() - gbps.min()) / m.median_gbps * 100:.3g}",
             " ".join(f"{g:.6g}" for g in gbps),
         ])
-    atomic_write_text(path, out.getvalue())
+    return out.getvalue()
+
+
+def destinations(out: str | Path) -> tuple[Path, Path]:
+    """The profile and table paths a calibration writes, checked before measuring starts."""
+    out = check_output(out, "calibrated profile")
+    return out, check_output(out.with_suffix(".csv"), "calibration measurements")
+
+
+def _write_results(profile: Profile, out: Path, table_path: Path,
+                   measurements: Sequence[Measurement]) -> None:
+    """Write the profile and its table together; if that fails, keep both elsewhere.
+
+    Both go to temporary files first and are renamed only when both are
+    complete, so an error or Ctrl-C leaves neither half-written. Measuring
+    took minutes: when the destination fails now (a disk filled up, a
+    directory vanished), they are written to a fresh temporary directory and
+    the error says where.
+    """
+    texts = ((table_path, table_text(measurements), "calibration measurements"),
+             (out, profile.to_yaml(), "calibrated profile"))
+    try:
+        with contextlib.ExitStack() as stack:
+            for path, text, what in texts:
+                stack.enter_context(atomic_output(path, "w", what)).write(text)
+    except MigpolicyError as exc:
+        rescue = Path(tempfile.mkdtemp(prefix="migpolicy-calibration-"))
+        for path, text, what in texts:
+            atomic_write_text(rescue / path.name, text, what)
+        raise InputError(f"{exc}; the measurements and the fitted profile were saved in "
+                         f"{rescue} instead") from None
 
 
 def _measured_nodes(base: Profile, found: Sequence[numa.NodeInfo], prov: Provenance) -> dict:
@@ -504,11 +543,11 @@ def calibrate(
     """Measure this machine, fit ``base``'s parameters, write the profile and its table.
 
     The profile goes to ``out`` and the measurements beside it (same name,
-    ``.csv``). Raises :class:`ConfigError`, writing nothing, when the fit does
-    not converge.
+    ``.csv``); both destinations are checked before measuring. Raises
+    :class:`ConfigError`, writing nothing, when the fit does not converge.
     """
     progress = progress or _Silent()
-    out = Path(out)
+    out, table_path = destinations(out)
     for size in settings.sizes:
         check_folio_size(base, size, "--sizes")
     settings = replace(settings, batch=int(base_params.get("batch.max_folios", settings.batch)))
@@ -551,8 +590,6 @@ def calibrate(
     free = [name for name in free if name in result.values]
     profile = result.profile.renamed("local", _description(host, nodes, experiments))
     profile = replace(profile, path=out, kernel=platform.release() or None)
-    table_path = out.with_suffix(".csv")
-    write_table(table_path, measurements)
-    profile.write(out)
+    _write_results(profile, out, table_path, measurements)
     return CalibrationResult(profile=load_profile(out), profile_path=out, table_path=table_path,
                              fit=result, measurements=measurements, notes=notes, free=free)

@@ -27,8 +27,6 @@ training tables, sample count and the 5-fold cross-validated error.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from migpolicy.errors import ConfigError, InputError
-from migpolicy.hardware.fit import abs_pct_err
+from migpolicy.files import atomic_write_bytes, input_file, read_text
 from migpolicy.hardware.profile import Profile, today
 
 if TYPE_CHECKING:
@@ -217,6 +215,8 @@ def _estimator(n_features: int, seed: int) -> Any:
 
 
 def _errors(predicted: np.ndarray, observed: np.ndarray) -> dict[str, float]:
+    from migpolicy.hardware.fit import abs_pct_err  # fit imports scipy: only when needed
+
     err = abs_pct_err(predicted, observed)
     return {"median_abs_pct_err": float(np.median(err)), "max_abs_pct_err": float(err.max())}
 
@@ -265,26 +265,15 @@ def train(data: TrainingSet, *, folds: int = 5, seed: int = 0,
     return model
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(model: LearnedModel, path: str | Path) -> None:
     """Write the model with skops and its metadata sidecar, each atomically."""
     import skops.io as sio
 
     path = Path(path)
     meta = {**model.meta, "model": path.name}
-    _atomic_write_bytes(path, sio.dumps(model.estimator))
-    _atomic_write_bytes(sidecar_path(path), (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(path, sio.dumps(model.estimator), "learned model")
+    atomic_write_bytes(sidecar_path(path), (json.dumps(meta, indent=2) + "\n").encode(),
+                       "learned model's metadata")
 
 
 def load_model(path: str | Path) -> LearnedModel:
@@ -293,19 +282,20 @@ def load_model(path: str | Path) -> LearnedModel:
     Raises :class:`ConfigError` naming the file for a missing or unreadable
     model, a missing sidecar, or a model holding a type not trusted.
     """
+    path = Path(path)
+    side = sidecar_path(path)
+    try:
+        meta = json.loads(read_text(side, "learned model's metadata"))
+        input_file(path, "learned model")
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{side}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    # imported only now: scikit-learn takes a second to import, a missing file no time
     import skops.io as sio
     from sklearn.ensemble import HistGradientBoostingRegressor
     from skops.io.exceptions import UntrustedTypesFoundException
 
-    path = Path(path)
-    side = sidecar_path(path)
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{side}: cannot read the learned model's metadata: "
-                          f"{exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{side}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "engines" not in meta:
         raise ConfigError(f"{side}: expected learned-model metadata of format {FORMAT} "
                           "with its engines")

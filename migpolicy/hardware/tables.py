@@ -25,6 +25,7 @@ import numpy as np
 
 from migpolicy.engines import CopyEngine
 from migpolicy.errors import InputError
+from migpolicy.files import open_text
 from migpolicy.hardware.model import PLACEMENTS, SIDES
 
 if TYPE_CHECKING:
@@ -97,10 +98,7 @@ def shipped_table(key: str) -> Path:
 
 
 def _open_csv(path: Path) -> TextIO:
-    try:
-        return path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return open_text(path, "CSV table")
 
 
 def read_table(path: str | Path, engines: Iterable[str] | None = None) -> np.ndarray:

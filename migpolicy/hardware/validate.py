@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from migpolicy.hardware.fit import abs_pct_err
+from migpolicy.errors import InputError
+from migpolicy.files import atomic_output, check_output, open_text
 from migpolicy.hardware.profile import Profile
 from migpolicy.hardware.tables import Predictor, read_table
 
@@ -45,11 +46,15 @@ class Validation:
     @property
     def abs_pct_err(self) -> np.ndarray:
         """The analytic model's absolute percentage error of each row."""
+        from migpolicy.hardware.fit import abs_pct_err  # fit imports scipy: only when needed
+
         return abs_pct_err(self.predicted, self.observed)
 
     @property
     def learned_abs_pct_err(self) -> np.ndarray | None:
         """The learned model's absolute percentage error of each row, if there is one."""
+        from migpolicy.hardware.fit import abs_pct_err
+
         return None if self.learned is None else abs_pct_err(self.learned, self.observed)
 
     def as_json(self) -> dict[str, Any]:
@@ -89,7 +94,7 @@ def _number(text: str) -> Any:
 
 def table_records(path: str | Path) -> dict[int, dict[str, Any]]:
     """The table's own columns of every row (numbers parsed), by line number."""
-    with Path(path).open(newline="", encoding="utf-8") as handle:
+    with open_text(path, "CSV table") as handle:
         return {number: {k: _number(v.strip()) for k, v in record.items() if k is not None}
                 for number, record in enumerate(csv.DictReader(handle), start=2)}
 
@@ -161,8 +166,29 @@ def _series(rows: np.ndarray, x: str) -> list[tuple[str, np.ndarray]]:
     return out
 
 
+def check_plot_path(path: str | Path) -> str:
+    """Check, before any work, that a plot can be written to ``path``; return its format.
+
+    The extension must be one matplotlib writes (png, pdf, svg ...) and the
+    destination writable (:func:`migpolicy.files.check_output`).
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    check_output(path, "plot")
+    kind = Path(path).suffix.lstrip(".").lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if kind not in formats:
+        raise InputError(f"--plot {path}: unknown image format {kind or '(no extension)'!r}; "
+                         f"expected one of {', '.join(sorted(formats))}")
+    return kind
+
+
 def plot(validation: Validation, path: str | Path) -> None:
-    """Draw observed points and predicted lines, one panel per engine (placement, scope)."""
+    """Draw observed points and predicted lines, one panel per engine (placement, scope).
+
+    Written atomically: an error leaves no partial image behind.
+    """
+    kind = check_plot_path(path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -186,8 +212,11 @@ def plot(validation: Validation, path: str | Path) -> None:
     fig.suptitle(f"{validation.profile} vs {validation.table.name}: observed points, "
                  f"predicted lines{learned}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_output(path, "wb", "plot") as handle:
+            fig.savefig(handle, format=kind, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def _draw_panel(ax: Any, validation: Validation, index: np.ndarray) -> None:

@@ -124,3 +124,25 @@ def test_help_has_examples(run_cli) -> None:
     for command in ("validate", "learn"):
         code, out, _ = run_cli("hw", command, "--help")
         assert code == 0 and "Examples:" in out and f"migpolicy hw {command}" in out
+
+
+def test_the_plot_follows_the_umask_and_bad_destinations_fail_first(migpolicy_exe,
+                                                                    tmp_path) -> None:
+    import os
+    import stat
+    import subprocess
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([migpolicy_exe, "hw", "validate", "zen3-epyc-ptdma", "--against",
+                               "3", *args], capture_output=True, text=True, timeout=120,
+                              preexec_fn=lambda: os.umask(0o027))
+
+    done = run("--plot", str(tmp_path / "t3.png"))
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE((tmp_path / "t3.png").stat().st_mode) == 0o640
+    assert "analytic model: median |error|" in done.stdout  # the table, then the plot
+    for bad, needle in (("nodir/t3.png", "does not exist"), ("t3.bmpx", "unknown image format")):
+        failed = run("--plot", str(tmp_path / bad))
+        assert failed.returncode == 1 and failed.stdout == "", failed.stderr
+        assert needle in failed.stderr and "Traceback" not in failed.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t3.png"]

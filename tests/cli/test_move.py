@@ -285,3 +285,58 @@ def test_engine_the_profile_lacks(run_cli, profile_dir) -> None:
     assert_one_sentence_error(code, err, "dma")
     data = move_json(run_cli, "--hw", str(path), "--engine", "auto", "--folio", "2M")
     assert "dma" not in data["engines_used"]
+
+
+# -- exact inputs: one way to give each value, errors under the option typed ----------------
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (("--engine", "mt", "--param", "engine=dma"),
+     ("--engine mt and --param engine=dma both set engine; give it once",)),
+    (("--workers", "8", "--param", "workers=8"), ("--workers 8 and --param workers=8",)),
+    (("--load", "0.5", "--param", "system.load=0.2"), ("--load 0.5 and --param system.load",)),
+    (("--param", "workers=2", "--param", "workers=4"), ("workers is given twice",)),
+    (("--param", "workers="), ("workers= has no value",)),
+])
+def test_a_value_given_two_ways_is_a_usage_error(run_cli, args, needles) -> None:
+    code, out, err = run_cli("move", *args, "--json")
+    assert out == ""
+    assert_one_sentence_error(code, err, *needles, status=2)
+
+
+def test_a_param_alone_is_not_overridden_by_an_option_default(run_cli) -> None:
+    data = move_json(run_cli, "--param", "workers=8", "--param", "engine=mt")
+    assert data["engine"] == "mt" and data["workers"] == 8
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (("--engine", "mt", "--workers", "5000"), ("--workers expects an integer", "got 5000")),
+    (("--load", "5"), ("--load expects a number in [0, 0.99]",)),
+    (("--engine", "cpu", "--workers", "3"), ("allows only 1 thread",)),
+    (("--hw", ""), ("--hw: expected a value, got an empty string",)),
+    (("--bytes", "99999999999999999999T"), ("larger than the largest size accepted",)),
+])
+def test_errors_name_the_option_typed(run_cli, args, needles) -> None:
+    code, out, err = run_cli("move", *args, "--json")
+    assert out == ""
+    assert "parameter workers" not in err and "parameter system.load" not in err
+    usage = args[0] in ("--hw", "--bytes")
+    assert_one_sentence_error(code, err, *needles, status=2 if usage else 1)
+
+
+def test_sizes_are_priced_exactly(run_cli) -> None:
+    """2**49 + 4K bytes: a float keeps it, but the folio count must be its exact quotient."""
+    nbytes = (1 << 49) + 4096
+    data = move_json(run_cli, "--bytes", str(nbytes), "--folio", "4K")
+    assert data["bytes"] == nbytes and data["folios"] == nbytes // 4096
+
+
+def test_one_folio_is_singular_and_a_file_profile_hint_shows_its_path(run_cli,
+                                                                      profile_dir) -> None:
+    path = profile_dir("gh200", filename="elsewhere.yaml")
+    code, out, err = run_cli("move", "--hw", path, "--bytes", "2M", "--folio", "2M")
+    assert code == 0, err
+    assert "in 1 folio of 2MiB" in out
+    assert f"see `migpolicy hw show {path}`" in out
+    shown, _, err = run_cli("hw", "show", path)
+    assert shown == 0, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import textwrap
 
 import click
@@ -134,3 +135,38 @@ def test_version(run_cli) -> None:
 
     code, out, _ = run_cli("--version")
     assert code == 0 and __version__ in out
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (("move", "--engine", ""), "--engine"),
+    (("move", "--hw="), "--hw"),
+    (("hw", "show", ""), "the argument after 'show'"),
+    (("hw", "validate", "gh200", "--against", ""), "--against"),
+    (("hw", "calibrate", "--out", ""), "--out"),
+    (("-p", "", "plugins"), "-p"),
+])
+def test_an_empty_value_is_a_usage_error_naming_the_option(run_cli, tmp_path, args,
+                                                           named) -> None:
+    code, out, err = run_cli(*args)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"Error: {named}: expected a value, got an empty string"
+
+
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch: pytest.MonkeyPatch, capfd) -> None:
+    """In process: KeyboardInterrupt inside any command becomes one line and status 130."""
+    import migpolicy.pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(migpolicy.pipeline, "price_uniform", interrupted)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as caught:
+            main(["move", "--bytes", "4M", "--json"])
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a second Ctrl-C: ignored
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert caught.value.code == 130
+    out, err = capfd.readouterr()
+    assert out == "" and err == "migpolicy: interrupted\n"

@@ -286,3 +286,52 @@ def test_a_second_node_that_refuses_pages_leaves_one_node() -> None:
     nowhere = replace(here, id=4095)
     assert cal._usable_nodes([here, nowhere], notes) == [here]
     assert notes and notes[0].startswith("move_pages failed")
+
+
+# -- destinations: checked before measuring, and nothing measured is lost -------------------
+
+
+def test_a_bad_destination_fails_before_anything_is_measured(local_ctx, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    def never(*args, **kwargs):
+        raise AssertionError("measured although the destination is bad")
+
+    monkeypatch.setattr(cal, "measure", never)
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "missing" / "local.yaml", tmp_path / "afile" / "local.yaml",
+                tmp_path):
+        with pytest.raises(InputError):
+            run_calibration(local_ctx, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_destination_lost_after_measuring_keeps_the_results_elsewhere(local_ctx,
+                                                                        tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "going"
+    folder.mkdir()
+
+    class VanishingDestination:
+        """Progress that removes the destination folder when fitting starts."""
+
+        def phase(self, name: str, total: int | None) -> None:
+            if name == "fitting":
+                shutil.rmtree(folder)
+
+        def advance(self, completed: int | None = None) -> None:
+            pass
+
+        def note(self, message: str) -> None:
+            pass
+
+    with pytest.raises(InputError, match=r"were saved in (\S+) instead$") as caught:
+        run_calibration(local_ctx, folder / "mine.yaml", progress=VanishingDestination())
+    rescue = Path(str(caught.value).rsplit(" saved in ", 1)[1].split(" instead")[0])
+    try:
+        assert sorted(p.name for p in rescue.iterdir()) == ["mine.csv", "mine.yaml"]
+        rows = read_table(rescue / "mine.csv", ["cpu", "mt"])
+        assert len(rows) >= len(plan(TINY, gpu=False, nodes=1))
+        assert load_profile(rescue / "mine.yaml").name == "local"
+    finally:
+        shutil.rmtree(rescue)

@@ -1,0 +1,85 @@
+"""Ctrl-C (SIGINT, once or twice) at random moments of every long command (conftest.py).
+
+Each trial must end within :data:`EXIT_WITHIN_S` of the first signal with
+status 130, one line on stderr and no traceback, nothing on stdout, no file
+in the output folder, and no process left in its process group (worker
+threads and processes shut down). The moments come from a seeded generator,
+printed with every failure so that a trial can be replayed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+#: Longest time from the first SIGINT to the process's exit, on a busy two-core machine.
+EXIT_WITHIN_S = 2.0
+#: Trials per long command; each sends SIGINT between 0.3 s after start and ``LATEST_S``.
+TRIALS = 3
+LATEST_S = 1.6
+
+
+def _interrupt_once(argv: list[str], folder: Path, delay: float, signals: int) -> dict:
+    env = dict(os.environ, MIGPOLICY_PROFILE_DIR=str(folder / "profiles"), COLUMNS="200")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=folder, start_new_session=True,
+                            stdin=subprocess.DEVNULL)
+    time.sleep(delay)
+    if proc.poll() is not None:  # finished first: not a trial of an interrupt
+        out, err = proc.communicate()
+        return {"finished_first": True, "code": proc.returncode, "err": err}
+    sent = time.perf_counter()
+    for i in range(signals):
+        if i:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    took = time.perf_counter() - sent
+    try:
+        os.killpg(proc.pid, 0)
+        leftover = True
+    except ProcessLookupError:
+        leftover = False
+    return {"finished_first": False, "code": proc.returncode, "out": out, "err": err,
+            "took": took, "leftover": leftover,
+            "files": sorted(p.name for p in folder.iterdir() if p.name != "profiles")}
+
+
+@pytest.fixture(params=range(TRIALS), ids=lambda i: f"trial{i}")
+def trial(request: pytest.FixtureRequest) -> tuple[float, int, int]:
+    """(delay in seconds, number of SIGINTs, seed) of one trial."""
+    seed = int(os.environ.get("MIGPOLICY_INTERRUPT_SEED", "0")) * 1000 + request.param
+    rng = random.Random(seed)
+    return rng.uniform(0.3, LATEST_S), 1 + request.param % 2, seed
+
+
+def test_ctrl_c_ends_a_long_command_promptly_and_cleanly(long_command, trial, migpolicy_exe,
+                                                         tmp_path: Path) -> None:
+    delay, signals, seed = trial
+    (tmp_path / "profiles").mkdir()
+    argv = [migpolicy_exe, *(a.replace("{output}", str(tmp_path / "out.yaml"))
+                             for a in long_command.argv)]
+    result = _interrupt_once(argv, tmp_path, delay, signals)
+    shown = f"seed {seed}: {signals} SIGINT after {delay:.2f} s: {result}"
+    if result["finished_first"]:
+        assert result["code"] == 0, shown
+        pytest.skip(f"finished before the signal ({shown})")
+    assert result["code"] == 130, shown
+    assert result["took"] < EXIT_WITHIN_S, shown
+    assert "Traceback" not in result["err"], shown
+    assert result["err"].strip().splitlines()[-1:] == ["migpolicy: interrupted"], shown
+    assert [line for line in result["err"].splitlines()
+            if not line.startswith("note:")] == ["migpolicy: interrupted"], shown
+    assert result["out"] == "", shown
+    assert result["files"] == [], shown
+    assert not result["leftover"], shown
