@@ -113,7 +113,8 @@ def test_example_passes_its_conformance_test(env: dict[str, str]) -> None:
 def test_auto_picks_nt_where_it_is_cheapest(env: dict[str, str], run) -> None:
     """Installed, nt is one more engine auto prices; it wins where its fast thread is cheapest."""
     def move(*args: str) -> dict:
-        result = run(env, "move", "--bytes", "64K", "--folio", "4K", *args, "--json")
+        result = run(env, "move", "--hw", "zen3-epyc-ptdma-6.14", "--bytes", "64K", "--folio",
+                     "4K", *args, "--json")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 

@@ -412,7 +412,7 @@ class FlatEngine:
 
 def test_copy_engines_registers_an_engine_build_context_accepts(pm) -> None:
     with pytest.raises(InputError, match=r"--engine flat: unknown copy engine \(known: auto, "
-                                         r"cpu, dma, gpu, mt\)"):
+                                         r"cpu, dma, dsa, gpu, mt, sdxi\)"):
         build_context(pm=pm, params={"engine": "flat"})
     pm.register(FlatEngine(), name="flat")
     run = build_context(pm=pm, params={"engine": "flat"})

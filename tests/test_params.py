@@ -212,7 +212,8 @@ def test_each_engine_names_its_worker_parameter(pm) -> None:
     declared = {p.name: p for p in declared_parameters(pm)}
     engines = copy_engines(pm)
     assert {name: e.workers_param for name, e in engines.items()} == {
-        "cpu": "", "mt": "mt.threads", "dma": "dma.channels", "gpu": "gpu.streams"}
+        "cpu": "", "mt": "mt.threads", "dma": "dma.channels", "gpu": "gpu.streams",
+        "dsa": "dsa.engines", "sdxi": "sdxi.functions"}
     for engine in engines.values():
         if engine.workers_param:
             p = declared[engine.workers_param]
@@ -264,7 +265,7 @@ def test_a_registered_engine_is_a_valid_choice() -> None:
 
     pm = get_plugin_manager()
     with pytest.raises(InputError, match=r"--engine teleport: unknown copy engine \(known: "
-                                         r"auto, cpu, dma, gpu, mt\)"):
+                                         r"auto, cpu, dma, dsa, gpu, mt, sdxi\)"):
         build_context(pm=pm, params={"engine": "teleport"})
     pm.register(Teleport(), name="teleport")
     assert build_context(pm=pm, params={"engine": "teleport"}).engine == "teleport"

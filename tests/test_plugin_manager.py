@@ -267,6 +267,8 @@ def test_allow_list_picks_entry_points(entry_points: Path, cli: Cli,
 # -- tracing -------------------------------------------------------------------------
 
 
+#: The copy engines of the built-in plugins (each in a plugin module ``engine_NAME``).
+BUILTIN_ENGINES = ("cpu", "mt", "dma", "gpu", "dsa", "sdxi")
 TRACE_LINE = re.compile(r"^migpolicy: hook (migpolicy_\w+) \[([\w,]+)\] (\d+\.\d) us$")
 
 
@@ -279,11 +281,11 @@ def test_trace_hooks_logs_calls_with_durations(plugin_dir: Path,
     monkeypatch.setenv("MIGPOLICY_TRACE_HOOKS", "1")
     pm = get_plugin_manager(entry_points=False)
     engines = call_hook(pm, "migpolicy_copy_engines")
-    assert len(engines) == 4
+    assert len(engines) == len(BUILTIN_ENGINES)
     (line,) = capsys.readouterr().err.splitlines()
     hook, impls, _ = TRACE_LINE.match(line).groups()
     assert hook == "migpolicy_copy_engines"
-    assert set(impls.split(",")) == {"engine_cpu", "engine_mt", "engine_dma", "engine_gpu"}
+    assert set(impls.split(",")) == {f"engine_{name}" for name in BUILTIN_ENGINES}
 
 
 def test_trace_hooks_on_the_command_line(cli: Cli) -> None:

@@ -66,7 +66,7 @@ def names(found: Any) -> list[str]:
 
 
 def test_builtins_register_the_documented_names(pm) -> None:
-    assert set(copy_engines(pm)) == {"cpu", "mt", "dma", "gpu"}
+    assert set(copy_engines(pm)) == {"cpu", "mt", "dma", "gpu", "dsa", "sdxi"}
     assert set(placement_policies(pm)) == {"none"}
     assert placement_policies(pm)["none"].role == "promotion"
     declared = names(declared_parameters(pm))

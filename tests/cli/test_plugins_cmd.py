@@ -154,12 +154,12 @@ def test_an_empty_value_is_a_usage_error_naming_the_option(run_cli, tmp_path, ar
 
 def test_ctrl_c_is_one_line_and_status_130(monkeypatch: pytest.MonkeyPatch, capfd) -> None:
     """In process: KeyboardInterrupt inside any command becomes one line and status 130."""
-    import migpolicy.pipeline
+    from migpolicy.context import Context
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(migpolicy.pipeline, "price_uniform", interrupted)
+    monkeypatch.setattr(Context, "price_uniform", interrupted)
     handler = signal.getsignal(signal.SIGINT)
     try:
         with pytest.raises(SystemExit) as caught:

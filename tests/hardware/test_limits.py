@@ -76,7 +76,7 @@ def test_bytes_must_fit_both_nodes():
     (("--folio", "3M"), ("--folio 3MiB", "power of two")),
     (("--folio", "12K"), ("--folio 12KiB", "power of two")),
     (("--folio", "1G"), ("--folio 1GiB", "2MiB PMD")),
-    (("--bytes", "100000000T"), ("--bytes", "node 0", "256GiB")),
+    (("--bytes", "100T"), ("--bytes", "node 0", "256GiB")),
 ])
 def test_move_refuses_what_the_machine_cannot_do(run_cli, args, needles):
     code, out, err = run_cli("move", *args, "--json")
