@@ -142,15 +142,6 @@ def _workers_alias(given: dict[str, Any], engines: Mapping[str, CopyEngine]) -> 
             raise InputError("--workers needs a fixed engine: auto chooses the worker count "
                              "of each batch (up to mt.threads, dma.channels, gpu.streams)")
         return given  # the unknown engine is reported below
-    if not engine.workers_param:
-        if int(workers) != 1:
-            raise InputError(f"--workers {workers}: engine {name} allows only 1 "
-                             f"{engine.worker_unit}")
-        return given
-    key = engine.workers_param
-    if key in given and str(given[key]) != str(workers):
-        raise InputError(f"--workers {workers} and --param {key}={given[key]} set the same "
-                         "value twice; give one")
     try:
         count = int(str(workers).strip()) if not isinstance(workers, bool) else 0
     except ValueError:
@@ -158,8 +149,16 @@ def _workers_alias(given: dict[str, Any], engines: Mapping[str, CopyEngine]) -> 
     if count < 1:
         raise InputError(f"--workers {workers}: expected a whole number of "
                          f"{engine.worker_unit}s, at least 1")
-    workers = count
-    given[key] = workers
+    if not engine.workers_param:
+        if count != 1:
+            raise InputError(f"--workers {workers}: engine {name} allows only 1 "
+                             f"{engine.worker_unit}")
+        return given
+    key = engine.workers_param
+    if key in given and str(given[key]) != str(workers):
+        raise InputError(f"--workers {workers} and --param {key}={given[key]} set the same "
+                         "value twice; give one")
+    given[key] = count
     return given
 
 
