@@ -249,7 +249,7 @@ class _DensifiedTrace:
                 self.meta = dataclasses.replace(self.meta, clock=hints.get("clock", "ns"),
                                                 epoch_ns=hints.get("epoch_ns"))
                 first = int(raw["t_ns"][0])
-            out = raw.copy()
+            out = raw  # handed over by the reader: densified in place
             out["page"] = self._pages.densify(raw["page"])
             last = int(out["t_ns"][-1])
             events += len(out)
