@@ -8,7 +8,7 @@ from migpolicy.traces.native import MAGIC, open_native
 
 NATIVE = TraceFormat(
     name="native",
-    summary="migpolicy's columnar trace: Parquet (zstd), dense pages and a page table",
+    summary="migpolicy's columnar trace: Parquet (LZ4), dense pages and a page table",
     sniff=lambda head: head.startswith(MAGIC),
     open=open_native,
     priority=0,

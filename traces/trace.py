@@ -21,6 +21,7 @@ from migpolicy.errors import InputError, PluginError
 from migpolicy.files import input_file
 from migpolicy.traces.compression import STREAM_ERRORS, compression_of, open_decompressed
 from migpolicy.traces.events import EVENT_DTYPE, TraceFormat, TraceGenerator, TraceMeta
+from migpolicy.traces.native import DEFAULT_CHUNK
 from migpolicy.traces.pages import PageTable
 from migpolicy.units import parse_size
 
@@ -29,7 +30,6 @@ __all__ = ["DEFAULT_CHUNK", "DEFAULT_PAGE_SIZE", "GeneratedTrace", "StreamedTrac
            "trace_generators"]
 
 DEFAULT_PAGE_SIZE = 4096
-DEFAULT_CHUNK = 1 << 20
 #: How much decompressed content format detection looks at.
 SNIFF_BYTES = 1 << 16
 

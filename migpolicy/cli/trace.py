@@ -164,7 +164,7 @@ def convert_command(ctx: click.Context, source: str, dest: str, fmt: str | None,
                     as_json: bool) -> None:
     """Convert the trace IN (any format, compressed or not) to the native format OUT.
 
-    The native format is one Parquet file (zstd) that pandas, DuckDB and polars
+    The native format is one Parquet file (LZ4) that pandas, DuckDB and polars
     read: columns t_ns, page (dense index), op, tenant, weight; the page table
     and metadata in its footer. OUT appears only when the conversion succeeded.
 
