@@ -37,7 +37,10 @@ from migpolicy.traces.events import (
 
 __all__ = ["read_lackey", "sniff_lackey"]
 
-BLOCK = 8 << 20
+#: Bytes of text parsed at a time.
+BLOCK = 1 << 20
+#: Events per yielded chunk (at least; a block's events are never split).
+CHUNK = 1 << 16
 #: Second character of a data line → op code (0: not a data line).
 _OPS = np.zeros(256, dtype=np.uint8)
 _OPS[ord("L")], _OPS[ord("S")], _OPS[ord("M")] = OP_READ, OP_WRITE, OP_MODIFY
@@ -61,21 +64,28 @@ def sniff_lackey(head: bytes) -> bool:
 
 
 def read_lackey(source: TraceSource) -> Iterator[np.ndarray]:
-    """Yield the accesses of a lackey trace, one chunk per block of the file."""
+    """Yield the accesses of a lackey trace in chunks of about ``CHUNK`` events.
+
+    The text is parsed in blocks of ``BLOCK`` bytes, small enough for the
+    per-line arrays to stay in the CPU's caches.
+    """
     shift = source.page_size.bit_length() - 1
     instructions = bool(source.options.get("instructions", False))
     source.hints["clock"] = "ordinal"
     line_no = 0  # lines before the block
     record = 0  # I/L/S/M records before the block
     carry = b""
+    parsed: list[np.ndarray] = []
+    pending = 0
     while True:
         block = source.stream.read(BLOCK)
         if not block:
             if carry:  # the last line has no newline
                 events, _, _ = _parse_block(b"".join((_PAD, carry, b"\n", _PAD)), shift,
                                             instructions, line_no, record)
-                if len(events):
-                    yield events
+                parsed.append(events)
+            if any(len(events) for events in parsed):
+                yield np.concatenate(parsed)
             return
         end = block.rfind(b"\n") + 1
         if not end:
@@ -86,8 +96,11 @@ def read_lackey(source: TraceSource) -> Iterator[np.ndarray]:
         events, lines, records = _parse_block(data, shift, instructions, line_no, record)
         line_no += lines
         record += records
-        if len(events):
-            yield events
+        parsed.append(events)
+        pending += len(events)
+        if pending >= CHUNK:
+            yield np.concatenate(parsed)
+            parsed, pending = [], 0
 
 
 def _words(data: bytes, at: np.ndarray, size: int) -> np.ndarray:

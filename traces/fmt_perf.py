@@ -8,7 +8,9 @@ address ...``; the data address is the first hexadecimal field after the
 event. The op is a store when the event name or ``data_src`` says so
 (``mem-stores``, ``|OP STORE|``), a load when they say load, unknown
 otherwise; the period defaults to 1 when the line has none. The tenant is the
-thread id printed before the time (0 without one).
+thread id printed before the time (0 without one). Samples of kernel addresses
+(the upper half of the address space) are skipped: kernel memory is never
+migrated.
 """
 
 from __future__ import annotations
@@ -74,9 +76,8 @@ def read_perf_samples(source: TraceSource) -> Iterator[np.ndarray]:
         tenant = int(tid.group(2) or tid.group(1)) if tid else 0
         t_ns = int(match["sec"]) * 1_000_000_000 + int(match["frac"].ljust(9, "0"))
         addr = int(match["addr"], 16)
-        if addr >= 1 << 63:
-            raise ValueError(f"line {number}: data address {match['addr']} is a kernel address "
-                             "beyond the 63-bit range traces hold")
+        if addr >= 1 << 63:  # the kernel's own memory: never migrated
+            continue
         rows.append((t_ns, addr >> shift, _op(match["event"], match["rest"]),
                      tenant, int(match["period"] or 1)))
         if len(rows) == CHUNK:

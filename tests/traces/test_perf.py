@@ -85,3 +85,11 @@ def test_live_perf_recording(tmp_path: Path, builtin_pm) -> None:
     samples = [line for line in script.stdout.decode().splitlines() if line.strip()]
     trace = open_trace(path, builtin_pm)
     assert sum(len(c) for c in trace.chunks()) == len(samples) > 10
+
+
+def test_kernel_addresses_are_skipped() -> None:
+    text = ("prog 7 1.000001: 1 page-faults: ffffffff817554ea\n"
+            "prog 7 1.000002: 1 page-faults: 7f45d6a31b70\n")
+    events = np.concatenate(list(read_perf_samples(TraceSource("t", io.BytesIO(text.encode()),
+                                                               4096))))
+    assert events["page"].tolist() == [0x7F45D6A31B70 >> 12]
