@@ -63,7 +63,7 @@ message_line = st.sampled_from(["==4242== Lackey, an example Valgrind tool", "==
                                 "--77-- warning: something"])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(record_line, record_line, message_line), max_size=60),
        st.sampled_from([4096, 8192, 2 << 20]), st.booleans(), st.integers(16, 200))
 def test_matches_reference_parser(lines, page_size, instructions, block) -> None:

@@ -31,7 +31,7 @@ sample = st.tuples(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(sample, min_size=1, max_size=40), st.booleans())
 def test_fields_are_read_back(samples, with_cpu) -> None:
     lines = []

@@ -47,7 +47,7 @@ class ListTrace:
                 yield piece
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 12)), min_size=1, max_size=80),
        st.lists(st.integers(1, 79), max_size=6), st.integers(1, 9), st.booleans())
 def test_streamed_wss_equals_brute_force(steps, cuts, epoch, snapshots) -> None:
