@@ -38,6 +38,8 @@ _SAMPLE = re.compile(
     r"(?P<event>[^\s:]+(?::[^\s:]+)*):\s+(?P<addr>[0-9a-fA-F]+)\b(?P<rest>.*)$"
 )
 _TID = re.compile(r"(\d+)(?:/(\d+))?\s*(?:\[\d+\]\s*)?$")
+#: What follows the instruction pointer in perf script's default output: ``sym+off (dso)``.
+_IP_ONLY = re.compile(r"^\s+\S+\s+\([^()]*\)\s*$")
 
 
 def _op(event: str, rest: str) -> int:
@@ -72,6 +74,10 @@ def read_perf_samples(source: TraceSource) -> Iterator[np.ndarray]:
                 f"line {number}: expected a perf script sample with a data address, such as "
                 f"'prog 4242 12.345678: 1 page-faults: 7f45d6a31b70', got {line.strip()[:80]!r}"
                 " (print it with perf script -F comm,tid,time,period,event,addr)")
+        if _IP_ONLY.match(match["rest"]):
+            raise ValueError(
+                f"line {number}: perf script printed the instruction pointer, not a data "
+                "address; print it with perf script -F comm,tid,time,period,event,addr")
         tid = _TID.search(match["head"])
         tenant = int(tid.group(2) or tid.group(1)) if tid else 0
         t_ns = int(match["sec"]) * 1_000_000_000 + int(match["frac"].ljust(9, "0"))
