@@ -43,6 +43,10 @@ class Trace(Protocol):
     def page_table(self) -> np.ndarray:
         """Address of each dense page index (complete once the trace has been read)."""
 
+    @property
+    def page_numbers(self) -> np.ndarray:
+        """Page number (address // page size) of each dense page index."""
+
     def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, dense pages."""
 
@@ -189,11 +193,11 @@ def _options(fmt: TraceFormat | TraceGenerator, given: Mapping[str, Any]) -> dic
         kind = "format" if isinstance(fmt, TraceFormat) else "generator"
         raise InputError(f"trace {kind} {fmt.name!r} has no option {unknown[0]!r}; "
                          f"its options: {listed}")
-    return {name: coerce_option(o.default, given.get(name, o.default), name)
+    return {name: _coerce_option(o.default, given.get(name, o.default), name)
             for name, o in known.items()}
 
 
-def coerce_option(default: Any, value: Any, name: str) -> Any:
+def _coerce_option(default: Any, value: Any, name: str) -> Any:
     """Convert ``value`` (often a command-line string) to the type of ``default``."""
     if not isinstance(value, str) or isinstance(default, str):
         return value
