@@ -30,10 +30,8 @@ import pyarrow.parquet as pq
 from migpolicy.errors import InputError
 from migpolicy.traces.events import EVENT_DTYPE, TraceMeta
 
-__all__ = ["DEFAULT_CHUNK", "MAGIC", "SCHEMA", "NativeTrace", "NativeWriter", "open_native",
-           "write_native"]
+__all__ = ["DEFAULT_CHUNK", "SCHEMA", "NativeTrace", "NativeWriter", "write_native"]
 
-MAGIC = b"PAR1"
 META_KEY = b"migpolicy.trace"
 TABLE_KEY = b"migpolicy.page_table"
 #: Rows per Parquet row group: large enough for fast scans, small enough to stream.
@@ -181,11 +179,6 @@ class NativeTrace:
             bad = int(np.flatnonzero((pages < 0) | (pages >= len(self._numbers)))[0])
             raise InputError(f"{self.path}: event {start + bad} names page {int(pages[bad])}, "
                              f"outside the page table of {len(self._numbers)} pages")
-
-
-def open_native(path: Path, options: dict[str, Any] | None = None) -> NativeTrace:
-    """The ``open`` callable of the native :class:`TraceFormat`."""
-    return NativeTrace(path)
 
 
 def write_native(trace: Any, handle: IO[bytes], command: str = "",
