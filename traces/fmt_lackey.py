@@ -3,18 +3,20 @@
 Lines look like ``I  0400d7d4,8`` (instruction fetch), `` L 1ffefffd58,8``
 (load), `` S ...`` (store), `` M ...`` (modify: load and store); valgrind's
 own messages (``==PID== ...``, ``--PID-- ...``) and blank lines are skipped.
-Lackey has no clock: order is time, and ``t_ns`` is the record's ordinal
-among all ``I``/``L``/``S``/``M`` lines (``clock: ordinal``), so skipped
-instruction fetches still advance it. Instruction fetches become reads only
-with the ``instructions`` option.
+Lackey has no clock: order is time, and ``t_ns`` is the access's ordinal
+among the ``L``/``S``/``M`` lines (``clock: ordinal``). With the
+``instructions`` option, instruction fetches become reads and the ordinal
+counts them too.
 
 An access that straddles a page boundary touches both pages: it becomes two
 events of weight 0.5, one per page, so the trace's accesses (the sum of
 weights) stay equal to its lines while each page is seen touched.
 
-Parsing works on blocks of bytes: line ends and commas are found with
-``np.flatnonzero``, the hexadecimal address of every line is gathered right-
-aligned into 16 nibbles and packed into a big-endian uint64 in one step.
+Parsing works on blocks of bytes: ``bytes.count`` checks that every line
+starts as a lackey line should, one ``np.flatnonzero`` finds the line ends,
+and the address and size of every data line are read as 64-bit words and
+checked and converted eight characters at a time (SWAR), never per line in
+Python.
 """
 
 from __future__ import annotations
@@ -46,8 +48,13 @@ _OPS = np.zeros(256, dtype=np.uint8)
 _OPS[ord("L")], _OPS[ord("S")], _OPS[ord("M")] = OP_READ, OP_WRITE, OP_MODIFY
 #: The first three characters of an instruction fetch line, ``"I  "``, as an integer.
 _FETCH = np.uint32(0x492020)
-#: Bytes around the block: gathers reaching past the first or last line stay in bounds.
-_PAD = b" " * 16
+#: Framing of a block: a newline ends ``_HEAD``, so every line follows one; gathers
+#: reaching before the first line or past the last stay in bounds.
+_HEAD = b" " * 15 + b"\n"
+_TAIL = b"\0" * 16
+#: The characters a line may start with: data line, fetch, valgrind message, blank line.
+_FIRST = np.zeros(256, dtype=bool)
+_FIRST[[ord(" "), ord("I"), ord("="), ord("-"), ord("\n")]] = True
 _LINE = re.compile(rb"^(?:I  | [LSM] )[0-9a-fA-F]{1,16},\d{1,4}$")
 
 
@@ -73,7 +80,7 @@ def read_lackey(source: TraceSource) -> Iterator[np.ndarray]:
     instructions = bool(source.options.get("instructions", False))
     source.hints["clock"] = "ordinal"
     line_no = 0  # lines before the block
-    record = 0  # I/L/S/M records before the block
+    record = 0  # records (the clock's ticks) before the block
     carry = b""
     parsed: list[np.ndarray] = []
     pending = 0
@@ -81,7 +88,7 @@ def read_lackey(source: TraceSource) -> Iterator[np.ndarray]:
         block = source.stream.read(BLOCK)
         if not block:
             if carry:  # the last line has no newline
-                events, _, _ = _parse_block(b"".join((_PAD, carry, b"\n", _PAD)), shift,
+                events, _, _ = _parse_block(b"".join((_HEAD, carry, b"\n", _TAIL)), shift,
                                             instructions, line_no, record)
                 parsed.append(events)
             if any(len(events) for events in parsed):
@@ -91,7 +98,7 @@ def read_lackey(source: TraceSource) -> Iterator[np.ndarray]:
         if not end:
             carry += block
             continue
-        data = b"".join((_PAD, carry, memoryview(block)[:end], _PAD))
+        data = b"".join((_HEAD, carry, memoryview(block)[:end], _TAIL))
         carry = block[end:]
         events, lines, records = _parse_block(data, shift, instructions, line_no, record)
         line_no += lines
@@ -153,35 +160,53 @@ _COMMA_LANES = np.array([0x80 << (8 * k) for k in range(1, 6)], dtype=np.uint64)
 
 def _parse_block(data: bytes, shift: int, instructions: bool, line_no: int,
                  record: int) -> tuple[np.ndarray, int, int]:
-    """Parse ``data``: whole lines between two ``_PAD``s; return events, lines, records.
+    """Parse ``data``: whole lines between ``_HEAD`` and ``_TAIL``; return events, lines, records.
 
-    Each line's last 8 bytes (one big-endian word) locate the comma and hold the
-    size; the 16 bytes before the comma (two words) hold the address. Every
-    check and conversion works on those words, eight characters at a time.
+    When fetches are not wanted and every line starts with a character a
+    lackey line may start with, only the data lines (those starting with a
+    space) are looked at further; otherwise every line is classified and the
+    first bad one reported. Each data line's
+    last 8 bytes (one big-endian word) locate the comma and hold the size; the
+    16 bytes before the comma (two words) hold the address. Every check and
+    conversion works on those words, eight characters at a time.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    starts = np.empty_like(ends)
-    starts[0] = len(_PAD)
-    starts[1:] = ends[:-1] + 1
+    newlines = np.flatnonzero(buf == 10)  # the first one ends _HEAD
+    starts, ends = newlines[:-1] + 1, newlines[1:]
     nlines = len(ends)
-    head = _words(data, starts, 4) >> np.uint32(8)  # the first three characters
-    fetch = head == _FETCH
-    ops = _OPS[(head >> np.uint32(8)) & np.uint32(255)]
-    ops[(head & np.uint32(0xFF00FF)) != 0x200020] = 0  # " L ", " S ", " M "
-    is_record = fetch | (ops != 0)
-    if not is_record.all():  # valgrind's messages and blank lines; anything else is garbage
-        other = np.flatnonzero(~is_record)
-        first_two = head[other] >> np.uint32(8)
-        fine = (first_two == 0x3D3D) | (first_two == 0x2D2D) | (starts[other] == ends[other])
-        if not fine.all():
-            _fail(data, starts, ends, line_no, int(other[np.argmin(fine)]))
-    order = np.cumsum(is_record) - 1  # each line's record number within the block
-    records = int(order[-1]) + 1 if nlines else 0
-    if instructions:
-        ops[fetch] = OP_READ
-    rows = np.flatnonzero(ops)  # lines to parse: fetches are not checked further unless counted
-    s, e, ops, t = starts[rows], ends[rows], ops[rows], record + order[rows]
+    first = buf[starts]
+    rows = None
+    if not instructions and _FIRST[first].all():
+        fetches = starts[first == 73]
+        if not ((buf[fetches + 1] != 32) | (buf[fetches + 2] != 32)).any():  # "I  "
+            rows = np.flatnonzero(first == 32)
+    if rows is not None:  # " L ", " S ", " M " are the only lines starting with a space
+        s, e = starts[rows], ends[rows]
+        ops = _OPS[buf[s + 1]]
+        if not ops.all() or (buf[s + 2] != 32).any():
+            rows = None  # a bad data line: classify every line to report it
+    if rows is not None:
+        records = len(rows)
+        t = record + np.arange(records, dtype=np.int64)
+    else:
+        head = _words(data, starts, 4) >> np.uint32(8)  # the first three characters
+        fetch = head == _FETCH
+        ops = _OPS[(head >> np.uint32(8)) & np.uint32(255)]
+        ops[(head & np.uint32(0xFF00FF)) != 0x200020] = 0  # " L ", " S ", " M "
+        is_record = fetch | (ops != 0)
+        if not is_record.all():  # valgrind's messages and blank lines; anything else is garbage
+            other = np.flatnonzero(~is_record)
+            first_two = head[other] >> np.uint32(8)
+            fine = (first_two == 0x3D3D) | (first_two == 0x2D2D) | (starts[other] == ends[other])
+            if not fine.all():
+                _fail(data, starts, ends, line_no, int(other[np.argmin(fine)]))
+        if instructions:
+            ops[fetch] = OP_READ
+            order = np.cumsum(is_record) - 1  # each line's record number within the block
+        rows = np.flatnonzero(ops)  # fetches are not checked further unless counted
+        s, e, ops = starts[rows], ends[rows], ops[rows]
+        records = len(rows)
+        t = record + (order[rows] if instructions else np.arange(records, dtype=np.int64))
     tail = _words(data, e - 8, 8)  # the last 8 characters of each line
     commas = tail ^ (_L8 * np.uint64(0x2C))
     found = (commas - _L8) & ~commas & _H8  # exact for the lowest (last) comma

@@ -71,26 +71,27 @@ class NativeWriter:
             handle, SCHEMA, compression="lz4", use_dictionary=["op", "tenant", "weight"],
             column_encoding={"t_ns": "DELTA_BINARY_PACKED"}, write_statistics=["t_ns", "page"],
         )
-        self._pending: list[np.ndarray] = []
-        self._rows = 0
+        self._pending = SCHEMA.empty_table()  # rows not yet in a full row group
 
     def write(self, events: np.ndarray) -> None:
-        """Append ``events`` (``EVENT_DTYPE``, dense pages), buffered into full row groups."""
-        self._pending.append(events)
-        self._rows += len(events)
-        if self._rows >= ROW_GROUP:
+        """Append ``events`` (``EVENT_DTYPE``, dense pages), buffered into full row groups.
+
+        Each chunk is split into columns once; buffered rows are Arrow tables
+        sliced without copies until a row group is full.
+        """
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array(np.ascontiguousarray(events[name])) for name in SCHEMA.names],
+            schema=SCHEMA)
+        self._pending = pa.concat_tables([self._pending, pa.Table.from_batches([batch])])
+        if self._pending.num_rows >= ROW_GROUP:
             self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
-        events = np.concatenate(self._pending) if self._pending else np.empty(0, EVENT_DTYPE)
-        cut = len(events) if final else len(events) - len(events) % ROW_GROUP
+        rows = self._pending.num_rows
+        cut = rows if final else rows - rows % ROW_GROUP
         if cut:
-            columns = [pa.array(np.ascontiguousarray(events[name][:cut])) for name in SCHEMA.names]
-            self._writer.write_table(pa.Table.from_arrays(columns, schema=SCHEMA),
-                                     row_group_size=ROW_GROUP)
-        rest = events[cut:]
-        self._pending = [rest] if len(rest) else []
-        self._rows = len(rest)
+            self._writer.write_table(self._pending.slice(0, cut), row_group_size=ROW_GROUP)
+        self._pending = self._pending.slice(cut)
 
     def close(self, page_numbers: np.ndarray, meta: TraceMeta) -> None:
         """Flush the last rows and write the page table and metadata into the footer."""
