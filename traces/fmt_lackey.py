@@ -165,10 +165,10 @@ def _parse_block(data: bytes, shift: int, instructions: bool, line_no: int,
     When fetches are not wanted and every line starts with a character a
     lackey line may start with, only the data lines (those starting with a
     space) are looked at further; otherwise every line is classified and the
-    first bad one reported. Each data line's
-    last 8 bytes (one big-endian word) locate the comma and hold the size; the
-    16 bytes before the comma (two words) hold the address. Every check and
-    conversion works on those words, eight characters at a time.
+    first bad one reported. Each data line's last 8 bytes (one big-endian
+    word) locate the comma and hold the size; the 16 bytes before the comma
+    (two words) hold the address. Every check and conversion works on those
+    words, eight characters at a time.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(buf == 10)  # the first one ends _HEAD
@@ -240,8 +240,8 @@ def _parse_block(data: bytes, shift: int, instructions: bool, line_no: int,
     else:
         if (last_page - first_page > 1).any():
             i = int(np.flatnonzero(last_page - first_page > 1)[0])
-            raise ValueError(f"record {int(t[i]) + 1}: an access of {size[i]} bytes spans more "
-                             "than two pages")
+            raise ValueError(f"line {line_no + int(rows[i]) + 1}: an access of {size[i]} bytes "
+                             "spans more than two pages; use a larger --page-size")
         reps = 1 + straddle.astype(np.int64)
         events = np.empty(int(reps.sum()), dtype=EVENT_DTYPE)
         events["t_ns"] = np.repeat(t, reps)

@@ -167,3 +167,8 @@ def test_live_recording_converts(tmp_path: Path, builtin_pm) -> None:
 def test_program_output_mixed_into_the_log_is_named() -> None:
     with pytest.raises(ValueError, match=r"^line 2: expected a lackey line .*Illegal instruction"):
         parse(" L 1000,4\nIllegal instruction\n S 2000,4\n")
+
+
+def test_access_over_three_pages_is_named() -> None:
+    with pytest.raises(ValueError, match=r"^line 2: an access of 9000 bytes spans more than two"):
+        parse(" L 1000,4\n S 1ff0,9000\n")
