@@ -114,7 +114,7 @@ class NativeTrace:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._file = pq.ParquetFile(path)
+            self._file = pq.ParquetFile(path, memory_map=True)
             kv: dict[bytes, bytes] = self._file.metadata.metadata or {}
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
@@ -144,35 +144,29 @@ class NativeTrace:
     def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, in file order.
 
-        The next row group is decoded in a background thread (pyarrow releases
-        the GIL) while the consumer works on the current one: two cores busy,
-        at most two row groups in memory.
+        The next batch is decoded in a background thread (pyarrow releases the
+        GIL) while the consumer works on the current one: two cores busy, two
+        batches in memory.
         """
         start = 0
-        groups = self._file.metadata.num_row_groups
+        batches = self._file.iter_batches(batch_size=events_per_chunk, use_threads=True)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self._row_group, 0) if groups else None
-            for index in range(groups):
+            pending = pool.submit(next, batches, None)
+            while True:
                 try:
-                    table = pending.result()
+                    batch = pending.result()
                 except (pa.ArrowException, OSError) as exc:
-                    raise InputError(f"{self.path}: corrupt or truncated row group {index} "
-                                     f"(events from {start}): {exc}") from None
-                pending = pool.submit(self._row_group, index + 1) if index + 1 < groups else None
-                columns = [column.chunk(0).to_numpy(zero_copy_only=False) if column.num_chunks
-                           else np.empty(0, EVENT_DTYPE[name])
-                           for name, column in zip(SCHEMA.names, table.columns, strict=True)]
-                for offset in range(0, table.num_rows, events_per_chunk):
-                    out = np.empty(min(events_per_chunk, table.num_rows - offset), EVENT_DTYPE)
-                    for name, column in zip(SCHEMA.names, columns, strict=True):
-                        out[name] = column[offset:offset + len(out)]
-                    self._check(out, start)
-                    start += len(out)
-                    yield out
-
-    def _row_group(self, index: int) -> pa.Table:
-        table = self._file.read_row_group(index, use_threads=True)
-        return table.combine_chunks()
+                    raise InputError(f"{self.path}: corrupt or truncated after event {start}: "
+                                     f"{exc}") from None
+                if batch is None:
+                    return
+                pending = pool.submit(next, batches, None)
+                out = np.empty(batch.num_rows, dtype=EVENT_DTYPE)
+                for name, column in zip(SCHEMA.names, batch.columns, strict=True):
+                    out[name] = column.to_numpy(zero_copy_only=False)
+                self._check(out, start)
+                start += len(out)
+                yield out
 
     def _check(self, out: np.ndarray, start: int) -> None:
         pages = out["page"]
