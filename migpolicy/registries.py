@@ -18,12 +18,12 @@ from migpolicy.errors import PluginError
 from migpolicy.params import Parameter
 from migpolicy.placement import PlacementPolicyInfo
 
-__all__ = ["copy_engines", "declared_parameters", "placement_policies"]
+__all__ = ["collect", "copy_engines", "declared_parameters", "placement_policies"]
 
 T = TypeVar("T")
 
 
-def _collect(pm: pluggy.PluginManager, hook: str, kind: type[T], what: str,
+def collect(pm: pluggy.PluginManager, hook: str, kind: type[T], what: str,
              key: Callable[[T], str]) -> dict[str, T]:
     """Every item the plugins answer ``hook`` with, by name; each answer checked."""
     impls = [impl for impl in getattr(pm.hook, hook).get_hookimpls()  # registration order
@@ -60,17 +60,17 @@ def _collect(pm: pluggy.PluginManager, hook: str, kind: type[T], what: str,
 
 def copy_engines(pm: pluggy.PluginManager) -> dict[str, CopyEngine]:
     """Every registered copy engine by name."""
-    return _collect(pm, "migpolicy_copy_engines", CopyEngine, "copy engine",
+    return collect(pm, "migpolicy_copy_engines", CopyEngine, "copy engine",
                     lambda e: e.name)
 
 
 def declared_parameters(pm: pluggy.PluginManager) -> list[Parameter]:
     """Every parameter declared by the registered plugins, in registration order."""
-    return list(_collect(pm, "migpolicy_parameters", Parameter, "parameter",
+    return list(collect(pm, "migpolicy_parameters", Parameter, "parameter",
                          lambda p: p.name).values())
 
 
 def placement_policies(pm: pluggy.PluginManager) -> dict[str, PlacementPolicyInfo]:
     """Every registered placement policy by name."""
-    return _collect(pm, "migpolicy_placement_policies", PlacementPolicyInfo,
+    return collect(pm, "migpolicy_placement_policies", PlacementPolicyInfo,
                     "placement policy", lambda p: p.name)

@@ -23,15 +23,26 @@ from migpolicy.traces.events import (
     TraceOption,
     TraceSource,
 )
-from migpolicy.traces.native import write_native
-from migpolicy.traces.trace import (
-    Trace,
-    generated_trace,
-    open_trace,
-    parse_page_size,
-    trace_formats,
-    trace_generators,
-)
+
+#: Names imported on first use: they need pyarrow, which the format plugins
+#: (imported with every plugin manager) must not pull into every command.
+_LAZY = {
+    "write_native": "migpolicy.traces.native",
+    "Trace": "migpolicy.traces.trace",
+    "generated_trace": "migpolicy.traces.trace",
+    "open_trace": "migpolicy.traces.trace",
+    "parse_page_size": "migpolicy.traces.trace",
+    "trace_formats": "migpolicy.traces.trace",
+    "trace_generators": "migpolicy.traces.trace",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "EVENT_DTYPE",

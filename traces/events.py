@@ -133,9 +133,11 @@ class TraceFormat:
     whether they look like this format; formats are detected from content
     because file names prove nothing. ``read`` yields bounded chunks of
     ``EVENT_DTYPE`` whose ``page`` is the page number (address // page size),
-    in time order. ``open``, instead of ``read``, is for formats that need
-    random access to an uncompressed file (the native Parquet format): it
-    takes ``(path, options)`` and returns a ``Trace``.
+    in time order; each chunk is handed over (migpolicy rewrites its pages in
+    place), so yield a fresh array each time. ``open``, instead of ``read``,
+    is for formats that need random access to an uncompressed file (the
+    native Parquet format): it takes ``(path, options)`` and returns a
+    ``Trace``.
     """
 
     name: str

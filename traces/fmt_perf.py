@@ -8,7 +8,9 @@ address ...``; the data address is the first hexadecimal field after the
 event. The op is a store when the event name or ``data_src`` says so
 (``mem-stores``, ``|OP STORE|``), a load when they say load, unknown
 otherwise; the period defaults to 1 when the line has none. The tenant is the
-thread id printed before the time (0 without one).
+thread id printed before the time (0 without one). Samples of kernel addresses
+(the upper half of the address space) are skipped: kernel memory is never
+migrated.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ _SAMPLE = re.compile(
     r"(?P<event>[^\s:]+(?::[^\s:]+)*):\s+(?P<addr>[0-9a-fA-F]+)\b(?P<rest>.*)$"
 )
 _TID = re.compile(r"(\d+)(?:/(\d+))?\s*(?:\[\d+\]\s*)?$")
+#: What follows the instruction pointer in perf script's default output: ``sym+off (dso)``.
+_IP_ONLY = re.compile(r"^\s+\S+\s+\([^()]*\)\s*$")
 
 
 def _op(event: str, rest: str) -> int:
@@ -70,13 +74,16 @@ def read_perf_samples(source: TraceSource) -> Iterator[np.ndarray]:
                 f"line {number}: expected a perf script sample with a data address, such as "
                 f"'prog 4242 12.345678: 1 page-faults: 7f45d6a31b70', got {line.strip()[:80]!r}"
                 " (print it with perf script -F comm,tid,time,period,event,addr)")
+        if _IP_ONLY.match(match["rest"]):
+            raise ValueError(
+                f"line {number}: perf script printed the instruction pointer, not a data "
+                "address; print it with perf script -F comm,tid,time,period,event,addr")
         tid = _TID.search(match["head"])
         tenant = int(tid.group(2) or tid.group(1)) if tid else 0
         t_ns = int(match["sec"]) * 1_000_000_000 + int(match["frac"].ljust(9, "0"))
         addr = int(match["addr"], 16)
-        if addr >= 1 << 63:
-            raise ValueError(f"line {number}: data address {match['addr']} is a kernel address "
-                             "beyond the 63-bit range traces hold")
+        if addr >= 1 << 63:  # the kernel's own memory: never migrated
+            continue
         rows.append((t_ns, addr >> shift, _op(match["event"], match["rest"]),
                      tenant, int(match["period"] or 1)))
         if len(rows) == CHUNK:

@@ -1,6 +1,6 @@
 """The native trace format: one Parquet file, columns ``t_ns page op tenant weight``.
 
-Parquet is columnar and compressed (zstd), streams by row group, and pandas,
+Parquet is columnar and compressed (LZ4; times delta-encoded), streams by row group, and pandas,
 DuckDB, polars and Spark read it directly. ``page`` holds dense indices in
 first-touch order; the page table (dense index → page number) and the
 :class:`~migpolicy.traces.events.TraceMeta` live in the file's key-value
@@ -19,6 +19,7 @@ import dataclasses
 import json
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,13 +30,15 @@ import pyarrow.parquet as pq
 from migpolicy.errors import InputError
 from migpolicy.traces.events import EVENT_DTYPE, TraceMeta
 
-__all__ = ["MAGIC", "SCHEMA", "NativeTrace", "NativeWriter", "open_native", "write_native"]
+__all__ = ["DEFAULT_CHUNK", "SCHEMA", "NativeTrace", "NativeWriter", "write_native"]
 
-MAGIC = b"PAR1"
 META_KEY = b"migpolicy.trace"
 TABLE_KEY = b"migpolicy.page_table"
 #: Rows per Parquet row group: large enough for fast scans, small enough to stream.
 ROW_GROUP = 1 << 20
+#: Events per chunk handed out by default: 8 MiB arrays, below glibc's largest mmap
+#: threshold (32 MiB), so chunks reuse heap memory instead of faulting in fresh pages.
+DEFAULT_CHUNK = 1 << 18
 
 SCHEMA = pa.schema([
     ("t_ns", pa.int64()),
@@ -65,29 +68,30 @@ class NativeWriter:
 
     def __init__(self, handle: IO[bytes]) -> None:
         self._writer = pq.ParquetWriter(
-            handle, SCHEMA, compression="zstd", compression_level=1,
-            use_dictionary=["op", "tenant"], write_statistics=["t_ns", "page"],
+            handle, SCHEMA, compression="lz4", use_dictionary=["op", "tenant", "weight"],
+            column_encoding={"t_ns": "DELTA_BINARY_PACKED"}, write_statistics=["t_ns", "page"],
         )
-        self._pending: list[np.ndarray] = []
-        self._rows = 0
+        self._pending = SCHEMA.empty_table()  # rows not yet in a full row group
 
     def write(self, events: np.ndarray) -> None:
-        """Append ``events`` (``EVENT_DTYPE``, dense pages), buffered into full row groups."""
-        self._pending.append(events)
-        self._rows += len(events)
-        if self._rows >= ROW_GROUP:
+        """Append ``events`` (``EVENT_DTYPE``, dense pages), buffered into full row groups.
+
+        Each chunk is split into columns once; buffered rows are Arrow tables
+        sliced without copies until a row group is full.
+        """
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array(np.ascontiguousarray(events[name])) for name in SCHEMA.names],
+            schema=SCHEMA)
+        self._pending = pa.concat_tables([self._pending, pa.Table.from_batches([batch])])
+        if self._pending.num_rows >= ROW_GROUP:
             self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
-        events = np.concatenate(self._pending) if self._pending else np.empty(0, EVENT_DTYPE)
-        cut = len(events) if final else len(events) - len(events) % ROW_GROUP
+        rows = self._pending.num_rows
+        cut = rows if final else rows - rows % ROW_GROUP
         if cut:
-            columns = [pa.array(np.ascontiguousarray(events[name][:cut])) for name in SCHEMA.names]
-            self._writer.write_table(pa.Table.from_arrays(columns, schema=SCHEMA),
-                                     row_group_size=ROW_GROUP)
-        rest = events[cut:]
-        self._pending = [rest] if len(rest) else []
-        self._rows = len(rest)
+            self._writer.write_table(self._pending.slice(0, cut), row_group_size=ROW_GROUP)
+        self._pending = self._pending.slice(cut)
 
     def close(self, page_numbers: np.ndarray, meta: TraceMeta) -> None:
         """Flush the last rows and write the page table and metadata into the footer."""
@@ -110,7 +114,7 @@ class NativeTrace:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._file = pq.ParquetFile(path)
+            self._file = pq.ParquetFile(path, memory_map=True)
             kv: dict[bytes, bytes] = self._file.metadata.metadata or {}
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
@@ -137,21 +141,32 @@ class NativeTrace:
         """Page number (address // page size) of each dense page index."""
         return self._numbers
 
-    def chunks(self, events_per_chunk: int = ROW_GROUP) -> Iterator[np.ndarray]:
-        """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, in file order."""
+    def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
+        """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, in file order.
+
+        The next batch is decoded in a background thread (pyarrow releases the
+        GIL) while the consumer works on the current one: two cores busy, two
+        batches in memory.
+        """
         start = 0
-        try:
-            batches = self._file.iter_batches(batch_size=events_per_chunk, use_threads=True)
-            for batch in batches:
+        batches = self._file.iter_batches(batch_size=events_per_chunk, use_threads=True)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(next, batches, None)
+            while True:
+                try:
+                    batch = pending.result()
+                except (pa.ArrowException, OSError) as exc:
+                    raise InputError(f"{self.path}: corrupt or truncated after event {start}: "
+                                     f"{exc}") from None
+                if batch is None:
+                    return
+                pending = pool.submit(next, batches, None)
                 out = np.empty(batch.num_rows, dtype=EVENT_DTYPE)
-                for i, name in enumerate(SCHEMA.names):
-                    out[name] = batch.column(i).to_numpy(zero_copy_only=False)
+                for name, column in zip(SCHEMA.names, batch.columns, strict=True):
+                    out[name] = column.to_numpy(zero_copy_only=False)
                 self._check(out, start)
                 start += len(out)
                 yield out
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{self.path}: corrupt or truncated near event {start}: {exc}"
-                             ) from None
 
     def _check(self, out: np.ndarray, start: int) -> None:
         pages = out["page"]
@@ -159,11 +174,6 @@ class NativeTrace:
             bad = int(np.flatnonzero((pages < 0) | (pages >= len(self._numbers)))[0])
             raise InputError(f"{self.path}: event {start + bad} names page {int(pages[bad])}, "
                              f"outside the page table of {len(self._numbers)} pages")
-
-
-def open_native(path: Path, options: dict[str, Any] | None = None) -> NativeTrace:
-    """The ``open`` callable of the native :class:`TraceFormat`."""
-    return NativeTrace(path)
 
 
 def write_native(trace: Any, handle: IO[bytes], command: str = "",

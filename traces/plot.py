@@ -88,7 +88,7 @@ def plot_heatmap(trace: Any, out: Path, time_bins: int, address_bins: int, title
     sorted_y = np.sort(y)
     for i, start in enumerate(starts):
         if i:
-            ax.axhline(sorted_y[start] - 0.5, color="white", linewidth=0.6, alpha=0.8)
+            ax.axhline(sorted_y[start] - 0.5, color="0.5", linewidth=0.6, linestyle=":")
     labels = []
     for start in shown:
         end = ends[np.searchsorted(starts, start)]

@@ -19,8 +19,10 @@ import pluggy
 
 from migpolicy.errors import InputError, PluginError
 from migpolicy.files import input_file
+from migpolicy.registries import collect
 from migpolicy.traces.compression import STREAM_ERRORS, compression_of, open_decompressed
 from migpolicy.traces.events import EVENT_DTYPE, TraceFormat, TraceGenerator, TraceMeta
+from migpolicy.traces.native import DEFAULT_CHUNK
 from migpolicy.traces.pages import PageTable
 from migpolicy.units import parse_size
 
@@ -29,7 +31,6 @@ __all__ = ["DEFAULT_CHUNK", "DEFAULT_PAGE_SIZE", "GeneratedTrace", "StreamedTrac
            "trace_generators"]
 
 DEFAULT_PAGE_SIZE = 4096
-DEFAULT_CHUNK = 1 << 20
 #: How much decompressed content format detection looks at.
 SNIFF_BYTES = 1 << 16
 
@@ -43,32 +44,24 @@ class Trace(Protocol):
     def page_table(self) -> np.ndarray:
         """Address of each dense page index (complete once the trace has been read)."""
 
+    @property
+    def page_numbers(self) -> np.ndarray:
+        """Page number (address // page size) of each dense page index."""
+
     def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, dense pages."""
 
 
 def trace_formats(pm: pluggy.PluginManager) -> dict[str, TraceFormat]:
     """Every trace format the plugins register, by name (a name registered twice is an error)."""
-    return _collect(pm, "migpolicy_trace_formats", TraceFormat, "trace format")
+    return collect(pm, "migpolicy_trace_formats", TraceFormat, "trace format",
+                   lambda f: f.name)
 
 
 def trace_generators(pm: pluggy.PluginManager) -> dict[str, TraceGenerator]:
     """Every trace generator the plugins register, by name."""
-    return _collect(pm, "migpolicy_trace_generators", TraceGenerator, "trace generator")
-
-
-def _collect(pm: pluggy.PluginManager, hook: str, kind: type, what: str) -> dict[str, Any]:
-    from migpolicy.plugin_manager import call_hook
-
-    out: dict[str, Any] = {}
-    for answer in call_hook(pm, hook):
-        for item in answer or ():
-            if not isinstance(item, kind):
-                raise PluginError(f"hook {hook} returned {item!r}; expected {kind.__name__}")
-            if item.name in out:
-                raise PluginError(f"two plugins register the {what} {item.name!r}")
-            out[item.name] = item
-    return out
+    return collect(pm, "migpolicy_trace_generators", TraceGenerator, "trace generator",
+                   lambda g: g.name)
 
 
 def parse_page_size(text: str | int | None) -> int | None:
@@ -189,11 +182,11 @@ def _options(fmt: TraceFormat | TraceGenerator, given: Mapping[str, Any]) -> dic
         kind = "format" if isinstance(fmt, TraceFormat) else "generator"
         raise InputError(f"trace {kind} {fmt.name!r} has no option {unknown[0]!r}; "
                          f"its options: {listed}")
-    return {name: coerce_option(o.default, given.get(name, o.default), name)
+    return {name: _coerce_option(o.default, given.get(name, o.default), name)
             for name, o in known.items()}
 
 
-def coerce_option(default: Any, value: Any, name: str) -> Any:
+def _coerce_option(default: Any, value: Any, name: str) -> Any:
     """Convert ``value`` (often a command-line string) to the type of ``default``."""
     if not isinstance(value, str) or isinstance(default, str):
         return value
@@ -249,7 +242,7 @@ class _DensifiedTrace:
                 self.meta = dataclasses.replace(self.meta, clock=hints.get("clock", "ns"),
                                                 epoch_ns=hints.get("epoch_ns"))
                 first = int(raw["t_ns"][0])
-            out = raw.copy()
+            out = raw  # handed over by the reader: densified in place
             out["page"] = self._pages.densify(raw["page"])
             last = int(out["t_ns"][-1])
             events += len(out)

@@ -164,7 +164,7 @@ def convert_command(ctx: click.Context, source: str, dest: str, fmt: str | None,
                     as_json: bool) -> None:
     """Convert the trace IN (any format, compressed or not) to the native format OUT.
 
-    The native format is one Parquet file (zstd) that pandas, DuckDB and polars
+    The native format is one Parquet file (LZ4) that pandas, DuckDB and polars
     read: columns t_ns, page (dense index), op, tenant, weight; the page table
     and metadata in its footer. OUT appears only when the conversion succeeded.
 
@@ -306,24 +306,35 @@ def _print_info(source: str, data: dict[str, Any]) -> None:
     def size(value: float) -> str:
         return f"{value / 2**20:,.1f} MiB" if value >= 2**20 else f"{value / 1024:,.1f} KiB"
 
+    def count(value: float) -> str:
+        return f"{value:,}" if float(value).is_integer() else f"{value:,.2f}"
+
+    def duration(ns: int) -> str:
+        for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+            if ns >= scale:
+                return f"{ns / scale:,.3f} {unit}"
+        return f"{ns} ns"
+
     unit = "records" if data["clock"] == "ordinal" else "ns"
+    epoch = data["epoch"].replace("ns", f" {unit}")
     console.print(f"[bold]{source}[/] — {data['format']}, {format_size(data['page_size'])} pages")
     table = Table(show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
     rows = [
         ("events", f"{data['events']:,}"),
-        ("accesses", f"{data['accesses']:,}"),
+        ("accesses", count(data["accesses"])),
         ("reads / writes / modifies / unknown",
-         " / ".join(f"{data[k]:,}" for k in ("reads", "writes", "modifies", "unknown_ops"))),
+         " / ".join(count(data[k]) for k in ("reads", "writes", "modifies", "unknown_ops"))),
         ("distinct pages", f"{data['distinct_pages']:,}"),
         ("footprint", size(data["footprint_bytes"])),
-        ("duration", f"{data['duration_ns']:,} {unit}"),
-        ("tenants", ", ".join(f"{k}: {v:,}" for k, v in list(data["tenants"].items())[:8])
+        ("duration", f"{data['duration_ns']:,} records" if unit == "records"
+         else duration(data["duration_ns"])),
+        ("tenants", ", ".join(f"{k}: {count(v)}" for k, v in list(data["tenants"].items())[:8])
          + (" ..." if len(data["tenants"]) > 8 else "")),
     ]
     wss = data["wss_bytes"]
-    rows.append((f"WSS per epoch ({data['epoch']}, {data['epochs']:,} epochs)",
+    rows.append((f"WSS per epoch ({epoch}, {data['epochs']:,} epochs)",
                  "avg " + size(wss["avg"]) + ", " + ", ".join(
                      f"{k} {size(wss[k])}" for k in ("p50", "p90", "p99", "max"))))
     for row in rows:
@@ -334,7 +345,7 @@ def _print_info(source: str, data: dict[str, Any]) -> None:
         for column in ("page", "address", "accesses", "share"):
             hot.add_column(column, justify="right")
         for row in data["hottest_pages"]:
-            hot.add_row(str(row["page"]), row["address"], f"{row['accesses']:,}",
+            hot.add_row(str(row["page"]), row["address"], count(row["accesses"]),
                         f"{row['share']:.2%}")
         console.print(hot)
 

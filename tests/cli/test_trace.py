@@ -140,3 +140,32 @@ def test_plugin_adds_a_format(migpolicy_exe: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["format"] == "csvtrace" and data["events"] == 100 and data["distinct_pages"] == 7
+
+
+@pytest.mark.skipif(not (DAMO / "damon.data").is_file(), reason="no shared DAMON data")
+def test_damon_recordings_convert_with_their_region_totals(run_cli, tmp_path: Path) -> None:
+    import zlib
+
+    for name in ("damon.data", "damon.data.json_compressed"):
+        records = json.loads(zlib.decompress((DAMO / name).read_bytes()))
+        total = sum(r["nr_accesses"]["samples"] * (int(r["end"].replace(",", ""))
+                                                   - int(r["start"].replace(",", "")))
+                    for s in records[0]["snapshots"] for r in s["regions"])
+        out = tmp_path / f"{name}.parquet"
+        code, stdout, stderr = run_cli("trace", "convert", DAMO / name, out, "--page-size", "1M",
+                                       "--json")
+        assert code == 0, stderr
+        assert json.loads(stdout)["accesses"] == pytest.approx(total / (1 << 20), rel=1e-12)
+        assert open_trace(out).meta.page_size == 1 << 20
+
+
+def test_instructions_flag_counts_fetches(run_cli) -> None:
+    import gzip
+
+    with gzip.open(DATA / "true.lackey.gz", "rt") as handle:
+        fetches = sum(1 for line in handle if line.startswith("I  "))
+    plain = json.loads(run_cli("trace", "info", DATA / "true.lackey.gz", "--json")[1])
+    code, stdout, stderr = run_cli("trace", "info", DATA / "true.lackey.gz", "--instructions",
+                                   "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["reads"] == plain["reads"] + fetches

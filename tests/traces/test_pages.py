@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from migpolicy.traces.pages import PageTable
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(st.integers(0, 2**50), max_size=40), max_size=8))
 def test_first_touch_order_across_chunks(chunks) -> None:
     table = PageTable()

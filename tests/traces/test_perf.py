@@ -31,7 +31,7 @@ sample = st.tuples(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(sample, min_size=1, max_size=40), st.booleans())
 def test_fields_are_read_back(samples, with_cpu) -> None:
     lines = []
@@ -85,3 +85,26 @@ def test_live_perf_recording(tmp_path: Path, builtin_pm) -> None:
     samples = [line for line in script.stdout.decode().splitlines() if line.strip()]
     trace = open_trace(path, builtin_pm)
     assert sum(len(c) for c in trace.chunks()) == len(samples) > 10
+
+
+def test_kernel_addresses_are_skipped() -> None:
+    text = ("prog 7 1.000001: 1 page-faults: ffffffff817554ea\n"
+            "prog 7 1.000002: 1 page-faults: 7f45d6a31b70\n")
+    events = np.concatenate(list(read_perf_samples(TraceSource("t", io.BytesIO(text.encode()),
+                                                               4096))))
+    assert events["page"].tolist() == [0x7F45D6A31B70 >> 12]
+
+
+def test_default_perf_script_output_is_refused(tmp_path: Path, builtin_pm) -> None:
+    path = tmp_path / "default.script"
+    path.write_text("python3  5008   302.026842:          1 page-faults:      7f45d6a31b70 "
+                    "_start+0x0 (/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2)\n")
+    with pytest.raises(InputError, match=r"line 1: perf script printed the instruction pointer"):
+        list(open_trace(path, builtin_pm).chunks())
+    with_addr = tmp_path / "addr.script"  # perf script -F +addr: the address, then the ip
+    with_addr.write_text("python3  5008   302.026846:          1 page-faults:     7f45d6a4ae06 "
+                         "_rtld_global+0xde6 (/usr/lib/ld.so)     7f45d6a327ad _dl_start+0x3d "
+                         "(/usr/lib/ld.so)\n")
+    trace = open_trace(with_addr, builtin_pm)
+    assert np.concatenate(list(trace.chunks()))["page"].tolist() == [0]
+    assert trace.page_table.tolist() == [0x7F45D6A4A000]

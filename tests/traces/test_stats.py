@@ -18,13 +18,13 @@ def test_hand_computed_lackey(tmp_path, builtin_pm) -> None:
     path = tmp_path / "tiny.lackey"
     path.write_text(" L 1000,4\n S 2000,4\n L 1008,4\nI  0400000,3\n M 5000,4\n L 1000,4\n")
     data = trace_stats(open_trace(path, builtin_pm), epoch_ns=2, top=2).as_dict()
-    # records 0..5 (the I line counts as time); epochs of 2 records:
-    # {0x1000, 0x2000}, {0x1000}, {0x5000, 0x1000}
+    # accesses 0..4 (the I line is not counted); epochs of 2 accesses:
+    # {0x1000, 0x2000}, {0x1000, 0x5000}, {0x1000}
     assert data["wss_bytes"] == {"avg": pytest.approx(5 / 3 * 4096), "p50": 8192.0,
                                  "p90": 8192.0, "p99": 8192.0, "max": 8192.0}
     assert (data["events"], data["accesses"], data["distinct_pages"]) == (5, 5, 3)
     assert (data["reads"], data["writes"], data["modifies"]) == (3, 1, 1)
-    assert data["duration_ns"] == 5 and data["footprint_bytes"] == 3 * 4096
+    assert data["duration_ns"] == 4 and data["footprint_bytes"] == 3 * 4096
     assert data["hottest_pages"][0] == {"page": 0, "address": "0x1000", "accesses": 3,
                                         "share": 0.6}
 
@@ -47,7 +47,7 @@ class ListTrace:
                 yield piece
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 12)), min_size=1, max_size=80),
        st.lists(st.integers(1, 79), max_size=6), st.integers(1, 9), st.booleans())
 def test_streamed_wss_equals_brute_force(steps, cuts, epoch, snapshots) -> None:
