@@ -25,8 +25,11 @@ from pathlib import Path
 import pytest
 
 from migpolicy.files import MAX_TEXT_BYTES
+from migpolicy.hardware.locations import shipped_dir
 from migpolicy.hardware.tables import shipped_table
-from migpolicy.plugins.profiles import shipped_dir
+
+#: A real lackey trace of the test data, as a valid input for the commands that write one.
+LACKEY_TRACE = Path(__file__).resolve().parents[1] / "traces" / "data" / "true.lackey.gz"
 
 #: A calibration small enough to finish in about a second when it does run.
 TINY_CALIBRATION = ("--quick", "--engines", "cpu", "--sizes", "64K", "--counts", "8",
@@ -75,6 +78,11 @@ COMMANDS: tuple[Command, ...] = (
     Command(("hw", "learn", "--base", "zen3-epyc-ptdma", "--table", str(shipped_table("2")),
              "--out", "{output}", "--json")),
     Command(("hw", "calibrate", *TINY_CALIBRATION, "--out", "{output}", "--json")),
+    Command(("trace", "convert", "{input}", "out.mpt", "--json"), reads="trace"),
+    Command(("trace", "info", "{input}", "--json"), reads="trace"),
+    Command(("trace", "plot", "{input}", "--out", "plot.png"), reads="trace"),
+    Command(("trace", "convert", str(LACKEY_TRACE), "{output}", "--json")),
+    Command(("trace", "gen", "zipf", "--events", "1000", "--out", "{output}", "--json")),
 )
 
 # One line per long command: Ctrl-C must end it promptly, with nothing half-written to
@@ -84,6 +92,7 @@ LONG_COMMANDS: tuple[Command, ...] = (
              "--json")),
     Command(("move", "--hw", "local", "--bytes", "512M", "--folio", "2M", "--engine", "mt",
              "--workers", "2", "--execute", "--json")),
+    Command(("trace", "gen", "zipf", "--events", "50M", "--out", "{output}", "--json")),
 )
 
 #: A well-formed file of each kind that ``reads`` names: the base of the corpus.
@@ -91,6 +100,9 @@ SAMPLES: dict[str, Callable[[], bytes]] = {
     "profile": lambda: (shipped_dir() / "zen3-epyc-ptdma.yaml").read_bytes(),
     "table": lambda: shipped_table("2").read_bytes(),
     "model": lambda: b"PK\x03\x04" + bytes(range(256)) * 4,  # a zip header, then junk
+    "trace": lambda: b"==7== Lackey, an example Valgrind tool\n" + b"".join(
+        b"I  0400%04x,3\n L 1ffefff%03x,8\n S 0402%04x,4\n M 0403%04x,8\n" % (i, i, i, i)
+        for i in range(400)),
 }
 
 
