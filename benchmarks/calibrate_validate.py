@@ -70,7 +70,7 @@ def run(seed: int, folder: Path) -> dict:
     first = read_table(out.with_suffix(".csv"), ctx.engines)
     model = train(training_set(price, ctx.hw, first, ctx.params, [out.with_suffix(".csv").name]))
     save_model(model, folder / "local.skops")
-    learned_hw = replace(ctx.hw, cost_model="learned", learned_model="local.skops", _flat={})
+    learned_hw = replace(ctx.hw, cost_model="learned", learned_model="local.skops")
     held_out = validate(ctx.pm, ctx.hw, fresh_csv, ctx.params, engines=list(ctx.engines),
                         learned_hw=learned_hw).learned_abs_pct_err
     assert held_out is not None

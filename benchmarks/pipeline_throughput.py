@@ -122,8 +122,7 @@ def learned_context() -> Context:
     model = train(training_set(price, base.hw, rows, base.params, ["1ab"]))
     folder = Path(tempfile.mkdtemp(prefix="migpolicy-bench-"))
     save_model(model, folder / "zen3.skops")
-    hw = replace(base.hw, cost_model="learned", learned_model=str(folder / "zen3.skops"),
-                 _flat={})
+    hw = replace(base.hw, cost_model="learned", learned_model=str(folder / "zen3.skops"))
     return Context(pm=base.pm, hw=hw, params=base.params, engines=base.engines,
                    policies=base.policies)
 

@@ -62,14 +62,14 @@ def learn_command(ctx: click.Context, tables: tuple[str, ...], base: str, out: P
                        (sidecar_path(model_path), "learned model's metadata")):
         check_output(path, what)
     run = profile_context(ctx, base, "--base")
-    analytic = replace(run.hw, cost_model="analytic", _flat={})
+    analytic = replace(run.hw, cost_model="analytic")
     rows = np.concatenate([read_table(t, run.engines) for t in tables])
     data = training_set(pipeline_row_pricer(run.pm, run.params), analytic, rows, run.params,
                         [Path(t).name for t in tables])
     model = train(data, folds=folds, seed=seed, base_profile=run.hw.name)
     save_model(model, model_path)
     profile = replace(run.hw.renamed(out.stem), cost_model="learned",
-                      learned_model=model_path.name, path=out, _flat={})
+                      learned_model=model_path.name, path=out)
     profile.write(out)
     meta = model.meta
     if as_json:

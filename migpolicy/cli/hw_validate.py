@@ -66,14 +66,14 @@ def validate_command(ctx: click.Context, profile: str, table: str, as_json: bool
     learned_hw = None
     if learned_model is not None:
         learned_hw = replace(hw, cost_model="learned",
-                             learned_model=str(Path(learned_model).resolve()), _flat={})
+                             learned_model=str(Path(learned_model).resolve()))
     elif hw.cost_model == "learned":
         learned_hw = hw
     elif learned:
         raise InputError(f"--learned: profile {hw.name} has no learned model (train one with "
                          "`migpolicy hw learn` or pass --learned-model FILE)")
     meta = model_for(learned_hw).meta if learned_hw is not None else {}  # fails here, clearly
-    analytic = replace(hw, cost_model="analytic", _flat={}) if hw.cost_model != "analytic" else hw
+    analytic = replace(hw, cost_model="analytic") if hw.cost_model != "analytic" else hw
     result = validate(run.pm, analytic, _table_path(table), run.params, engines=list(run.engines),
                       learned_hw=learned_hw)
     if as_json:

@@ -32,8 +32,7 @@ def learned_profile(zen3, tmp_path_factory):
     model = train(training_set(price, zen3.hw, rows, zen3.params, ["1ab"]))
     save_model(model, folder / "zen3-learned.skops")
     profile = replace(zen3.hw.renamed("zen3-learned"), cost_model="learned",
-                      learned_model="zen3-learned.skops", path=folder / "zen3-learned.yaml",
-                      _flat={})
+                      learned_model="zen3-learned.skops", path=folder / "zen3-learned.yaml")
     profile.write(profile.path)
     return profile, model
 
@@ -77,8 +76,7 @@ def test_engines_the_model_never_saw_stay_analytic(zen3, learned_profile) -> Non
 
 def test_an_analytic_profile_is_left_alone(zen3, learned_profile) -> None:
     hw, _ = learned_profile
-    analytic_copy = replace(hw, cost_model="analytic", path=hw.path.with_name("analytic.yaml"),
-                            _flat={})
+    analytic_copy = replace(hw, cost_model="analytic", path=hw.path.with_name("analytic.yaml"))
     analytic_copy.write(analytic_copy.path)
     assert price(analytic_copy, "dma", 8).stages == price(zen3.hw, "dma", 8).stages
 
@@ -119,8 +117,7 @@ def test_the_model_is_loaded_once_per_context(learned_profile, monkeypatch) -> N
 
 def test_a_missing_model_is_one_clear_error(learned_profile, run_cli) -> None:
     hw, _ = learned_profile
-    broken = replace(hw, learned_model="nowhere.skops", path=hw.path.with_name("broken.yaml"),
-                     _flat={})
+    broken = replace(hw, learned_model="nowhere.skops", path=hw.path.with_name("broken.yaml"))
     broken.write(broken.path)
     with pytest.raises(ConfigError, match=r"nowhere\.skops\.json: cannot read"):
         profile_model(broken, {})
