@@ -272,8 +272,8 @@ def test_a_registered_engine_is_a_valid_choice() -> None:
 
 def test_an_unregistered_placement_policy_is_named(pm) -> None:
     with pytest.raises(InputError, match=r"placement=lru: unknown promotion policy "
-                                         r"\(known: none\)"):
+                                         r"\(known: damos, hist, none, numab\)"):
         build_context(pm=pm, params={"placement": "lru"})
     with pytest.raises(InputError, match=r"placement\.demotion=kswapd: unknown demotion "
-                                         r"policy \(known: none\)"):
+                                         r"policy \(known: none, watermark\)"):
         build_context(pm=pm, params={"placement.demotion": "kswapd"})
