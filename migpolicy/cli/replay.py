@@ -62,8 +62,9 @@ def _label(params: dict[str, Any], item: str | None) -> str:
 @click.option("--fast", default="25%", show_default=True, metavar="SIZE|PCT",
               help="Fast-tier size: a size (64M) or a share of the trace's footprint (25%).")
 @click.option("--epoch", default=None, metavar="DURATION",
-              help="Epoch: 100us, 1ms, 2s, or a record count on untimed traces (lackey) "
-                   "[default: the trace's snapshot interval, else 1ms / 1,000,000 records].")
+              help="Epoch: 100us, 1ms, 2s, 'snapshot' (one per DAMON snapshot), or a record "
+                   "count on untimed traces (lackey) [default: snapshot on DAMON traces, "
+                   "else 1ms, i.e. 1,000,000 records untimed].")
 @click.option("--compare", default=None, metavar="P1,P2,...",
               help="Replay several policies on one pass: names (none, numab, hist, damos), "
                    "promotion+demotion pairs (numab+watermark) or policy YAML files.")
@@ -143,7 +144,7 @@ def replay_command(ctx: click.Context, trace_path: str, policy_file: str | None,
     epoch_ns = parse_duration(epoch) if epoch else None
     show = sys.stderr.isatty()
     with _progress(trace.meta.events, show) as tick:
-        options = ReplayOptions(fast=fast, epoch_ns=epoch_ns or None, initial=initial,
+        options = ReplayOptions(fast=fast, epoch_ns=epoch_ns, initial=initial,
                                 max_events=max_events, seed=seed, scale=scale, on_chunk=tick)
         results = replay_many(trace, contexts, options)
     data = [dict(r.as_dict(), label=label) for r, label in zip(results, labels, strict=True)]

@@ -4,7 +4,10 @@ An epoch is a duration on a timed trace and a number of records on an
 untimed one (lackey, ChampSim: ``t_ns`` counts records). Events arrive in
 chunks; an epoch may span several chunks and a chunk many epochs. A stretch
 of time without any event becomes one idle epoch as long as the gap, so a
-trace with long pauses does not produce millions of empty epochs.
+trace with long pauses does not produce millions of empty epochs. On a
+snapshot trace (DAMON: every event of one aggregation shares a time stamp)
+the epoch can be each snapshot (``epoch_ns`` = :data:`SNAPSHOT`), whatever
+the jitter between snapshots.
 
 Pages are renumbered in address order (replay ids) before anyone sees them:
 the NUMA-balancing scanner walks address ranges and DAMON regions are address
@@ -24,8 +27,10 @@ from migpolicy.placement import Epoch
 from migpolicy.traces import Trace
 from migpolicy.traces.events import OP_WRITE
 
-__all__ = ["EpochStream", "PageIds", "page_ids"]
+__all__ = ["SNAPSHOT", "EpochStream", "PageIds", "page_ids"]
 
+#: ``epoch_ns`` meaning one epoch per distinct time stamp (a DAMON snapshot).
+SNAPSHOT = 0
 #: Events per chunk read from the trace.
 CHUNK = 1 << 20
 
@@ -72,8 +77,12 @@ class EpochStream:
                  max_events: int | None = None,
                  on_chunk: Callable[[np.ndarray], None] | None = None,
                  tenant_of: np.ndarray | None = None) -> None:
-        if epoch_ns <= 0:
+        if epoch_ns < 0:
             raise InputError(f"epoch {epoch_ns}: expected a positive length")
+        #: One epoch per distinct time stamp (DAMON snapshots): ``epoch_ns`` 0.
+        self.snapshot = epoch_ns == SNAPSHOT
+        if self.snapshot:
+            epoch_ns = trace.meta.epoch_ns or 1
         self.trace, self.ids, self.epoch_ns, self.scale = trace, ids, int(epoch_ns), scale
         self.max_events, self.on_chunk, self.tenant_of = max_events, on_chunk, tenant_of
         self.events = 0
@@ -85,14 +94,25 @@ class EpochStream:
         current = None  # epoch number of the pending events
         t0 = None
         index = 0
-        last_end = 0  # epoch number after the last emitted epoch
+        last_end = 0  # epoch number after the last emitted epoch (fixed epochs)
+        snapshots = 0  # time stamps seen (snapshot epochs)
+        last_t = None
         for chunk in self._chunks():
+            t = chunk["t_ns"]
             if t0 is None:
-                t0 = int(chunk["t_ns"][0])
+                t0 = int(t[0])
                 self._check_resolution(chunk)
-            number = (chunk["t_ns"] - t0) // self.epoch_ns
-            if len(number) > 1 and np.any(number[1:] < number[:-1]):
-                number = np.maximum.accumulate(number)  # stragglers join the current epoch
+            if self.snapshot:
+                change = np.empty(len(t), dtype=bool)
+                change[0] = last_t is None or t[0] != last_t
+                np.not_equal(t[1:], t[:-1], out=change[1:])
+                number = snapshots + np.cumsum(change) - 1
+                snapshots = int(number[-1]) + 1
+                last_t = t[-1]
+            else:
+                number = (t - t0) // self.epoch_ns
+                if len(number) > 1 and np.any(number[1:] < number[:-1]):
+                    number = np.maximum.accumulate(number)  # stragglers join the epoch
             cuts = np.flatnonzero(number[1:] != number[:-1]) + 1
             starts = np.concatenate(([0], cuts))
             ends = np.append(cuts, len(number))
@@ -100,7 +120,7 @@ class EpochStream:
                 n = int(number[s])
                 if current is not None and n != current:
                     yield from self._emit(pending, current, last_end, index, t0)
-                    index += 1 + (current > last_end)
+                    index += 1 + (not self.snapshot and current > last_end)
                     last_end = current + 1
                     pending = []
                 current = n
@@ -138,6 +158,8 @@ class EpochStream:
 
     def _check_resolution(self, chunk: np.ndarray) -> None:
         """Refuse an epoch shorter than the spacing of the trace's time stamps."""
+        if self.snapshot:
+            return
         stamps = np.unique(chunk["t_ns"][:65536])
         natural = self.trace.meta.epoch_ns
         if natural:
@@ -152,16 +174,20 @@ class EpochStream:
 
     def _emit(self, pending: list[np.ndarray], number: int, last_end: int, index: int,
               t0: int) -> Iterator[Epoch]:
-        if number > last_end:  # an idle stretch without events
+        events = pending[0] if len(pending) == 1 else np.concatenate(pending)
+        if self.snapshot:
+            start = int(events["t_ns"][0])
+        elif number > last_end:  # an idle stretch without events
             yield Epoch(index=index, start_ns=t0 + last_end * self.epoch_ns,
                         length_ns=(number - last_end) * self.epoch_ns,
                         pages=np.zeros(0, np.int64), accesses=np.zeros(0),
                         writes=np.zeros(0))
             index += 1
-        events = pending[0] if len(pending) == 1 else np.concatenate(pending)
+        if not self.snapshot:
+            start = t0 + number * self.epoch_ns
         pages, accesses, writes = count_pages(events, self.ids.count)
         self.accesses += float(accesses.sum())
-        yield Epoch(index=index, start_ns=t0 + number * self.epoch_ns,
+        yield Epoch(index=index, start_ns=start,
                     length_ns=self.epoch_ns, pages=pages, accesses=accesses, writes=writes)
 
 

@@ -39,7 +39,8 @@ def access_cost(epoch: Epoch, node_of: np.ndarray, tiers: Tiers) -> tuple[float,
         return 0.0, 0.0
     node = node_of[epoch.pages]
     reads = epoch.accesses - epoch.writes
-    seconds = float(reads @ tiers.load_s[node] + epoch.writes @ tiers.store_s[node])
+    # multiply and sum, not ``@``: a BLAS dot spawns threads that stall on busy CPUs
+    seconds = float((reads * tiers.load_s[node]).sum() + (epoch.writes * tiers.store_s[node]).sum())
     hits = float(epoch.accesses[node == tiers.fast].sum())
     return seconds, hits
 

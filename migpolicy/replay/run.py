@@ -23,7 +23,7 @@ from migpolicy.errors import InputError
 from migpolicy.pipeline import STAGES
 from migpolicy.placement import Placement
 from migpolicy.replay.bounds import Bounds
-from migpolicy.replay.epochs import EpochStream, page_ids
+from migpolicy.replay.epochs import SNAPSHOT, EpochStream, page_ids
 from migpolicy.replay.lane import Lane, access_cost
 from migpolicy.replay.tiers import Tiers, parse_fast
 from migpolicy.traces import Trace
@@ -43,10 +43,11 @@ class ReplayOptions:
     """How to replay: fast-tier size, epoch, initial placement, window, prefix, seed.
 
     ``fast`` is a size (bytes or ``64M``), a percentage of the footprint
-    (``25%``) or a fraction (0.25). ``epoch_ns`` is ``None`` for the trace's
-    natural epoch (DAMON's aggregation interval) or 1 ms; on an untimed trace
-    it counts records. ``scale`` multiplies access weights (accesses per
-    sample of a sampled trace). ``window_epochs`` epochs are priced together.
+    (``25%``) or a fraction (0.25). ``epoch_ns`` is the epoch's length (on an
+    untimed trace: records), 0 for one epoch per snapshot, ``None`` for the
+    default: per snapshot on a trace with a natural epoch (DAMON), else 1 ms.
+    ``scale`` multiplies access weights (accesses per sample of a sampled
+    trace). ``window_epochs`` epochs are priced together.
     """
 
     fast: str | int | float = "25%"
@@ -101,7 +102,9 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
     fast_bytes = parse_fast(options.fast, footprint)
     fast_bytes -= fast_bytes % page_bytes
     tiers = Tiers.of(hw, fast_bytes, page_bytes)
-    epoch_ns = options.epoch_ns or meta.epoch_ns or DEFAULT_EPOCH_NS
+    epoch_ns = options.epoch_ns
+    if epoch_ns is None:
+        epoch_ns = SNAPSHOT if meta.epoch_ns else DEFAULT_EPOCH_NS
     tenant_of = np.zeros(ids.count, dtype=np.int32)
     initial = tiers.placement(ids.count, ids.first_touch, options.initial)
     baseline_nodes = initial.node_of.copy()
@@ -130,7 +133,7 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
         "accesses": stream.accesses,
         "epochs": epochs,
         "epoch": _epoch_text(epoch_ns, meta.clock),
-        "epoch_ns": epoch_ns,
+        "epoch_ns": stream.epoch_ns,
         "pages": ids.count,
         "page_size": page_bytes,
         "footprint_bytes": footprint,
@@ -152,6 +155,8 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
 
 
 def _epoch_text(epoch_ns: int, clock: str) -> str:
+    if epoch_ns == SNAPSHOT:
+        return "one snapshot"
     if clock == "ordinal":
         return f"{epoch_ns:,} records"
     for unit, scale in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
