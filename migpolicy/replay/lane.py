@@ -23,7 +23,7 @@ import numpy as np
 
 from migpolicy.context import Context
 from migpolicy.costs import CostTotals
-from migpolicy.folios import ASYNC_REASONS, FAILED, FOLIO_DTYPE
+from migpolicy.folios import ASYNC_REASONS, FAILED, FOLIO_DTYPE, REQUEST_DTYPE
 from migpolicy.placement import Epoch, Placement, PlacementPolicy
 from migpolicy.replay.tiers import Tiers
 from migpolicy.replay.timeline import Timeline
@@ -158,10 +158,10 @@ class Lane:
                 waits = report.epochs.wall_s
             for epoch, seconds in zip(report.epochs.ids, waits, strict=True):
                 self.timeline.add(int(epoch), migration_s=float(seconds))
-        failed = status == FAILED
-        if failed.any():
+        if (status == FAILED).any():
             self._revert(requests, previous, status)
-            self.failed += int(failed.sum())
+        failed = status == FAILED
+        self.failed += int(failed.sum())
         moved = ~failed
         self.migrated_bytes += int(folios["size"][moved].sum())
         to_fast = requests["dst"] == self.tiers.fast
@@ -172,18 +172,50 @@ class Lane:
             policy.learn(requests[mine], status[mine])
 
     def _revert(self, requests: np.ndarray, previous: np.ndarray, status: np.ndarray) -> None:
-        """Put back failed requests that were the last one of their page in the window.
+        """Put every page whose last request in the window failed back where it really is.
 
-        A failed request followed by a later one of the same page needs no
-        undo: the later request set where the page is now.
+        That is the destination of its last request that moved, or where it
+        was before its first request of the window. A failed demotion
+        may have made room that later promotions used: the latest of those
+        are undone (``status`` set to :data:`FAILED`) until every node is
+        within its capacity again, as they would have failed for lack of room.
         """
         pages = requests["page"]
-        last = np.zeros(len(pages), dtype=bool)
-        _, first_in_reversed = np.unique(pages[::-1], return_index=True)
-        last[len(pages) - 1 - first_in_reversed] = True
-        undo = last & (status == FAILED)
-        self.placement.revert(requests[undo], previous[undo],
-                              np.full(int(undo.sum()), FAILED, dtype=np.uint8))
+        n = len(pages)
+        order = np.lexsort((np.arange(n), pages))  # by page, then in request order
+        grouped = pages[order]
+        first = np.concatenate(([True], grouped[1:] != grouped[:-1]))
+        end = np.append(np.flatnonzero(first)[1:], n) - 1
+        start = np.flatnonzero(first)
+        ok = np.where(status[order] != FAILED, np.arange(n), -1)
+        last_ok = np.maximum.accumulate(ok)[end]
+        broken = status[order[end]] == FAILED
+        # where the page really is: the last request that moved it, else where it started
+        truth = np.where(last_ok >= start, requests["dst"][order[np.maximum(last_ok, 0)]],
+                         previous[order[start]])[broken]
+        moved = pages[order[end]][broken]
+        here = self.placement.node_of[moved]
+        self._move_back(moved, here, truth)
+        last = np.zeros(n, dtype=bool)
+        last[order[end]] = True
+        placement = self.placement
+        for node, capacity in placement.capacity.items():
+            over = placement.used[node] - capacity
+            if over <= 0:
+                continue
+            into = np.flatnonzero(last & (status != FAILED) & (requests["dst"] == node))[::-1]
+            size = placement.page_bytes[pages[into]]
+            count = int(np.searchsorted(np.cumsum(size), over)) + 1
+            victims = into[:count]
+            status[victims] = FAILED
+            self._move_back(pages[victims], requests["dst"][victims], previous[victims])
+
+    def _move_back(self, pages: np.ndarray, here: np.ndarray, there: np.ndarray) -> None:
+        """Move ``pages`` from ``here`` to ``there`` (where they differ), bypassing checks."""
+        differ = here != there
+        undo = np.zeros(int(differ.sum()), dtype=REQUEST_DTYPE)
+        undo["page"], undo["dst"] = pages[differ], here[differ]
+        self.placement.revert(undo, there[differ], np.full(len(undo), FAILED, np.uint8))
 
     @property
     def contention_s(self) -> float:

@@ -31,7 +31,7 @@ _PCT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
 def parse_fast(text: str | int | float, footprint: int) -> int:
     """``25%`` of ``footprint`` (over 100% leaves room), a size (``64M``) or a fraction → bytes."""
-    if isinstance(text, float) and 0 < text <= 1:
+    if isinstance(text, float) and text > 0:
         return int(footprint * text)
     match = _PCT.match(str(text))
     if match:

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from migpolicy.context import build_context
+from migpolicy.contract import IsolateResult, hookimpl, zero_costs
 from migpolicy.errors import InputError
+from migpolicy.plugin_manager import get_plugin_manager
 from migpolicy.replay import ReplayOptions, replay, replay_many
 from migpolicy.traces import open_trace
 
@@ -113,3 +115,35 @@ def test_errors_are_one_sentence(zipf_trace, builtin_pm):
         replay(trace, _ctx(builtin_pm), ReplayOptions(epoch_ns=10))
     with pytest.raises(InputError, match="one node"):
         replay(trace, build_context(pm=builtin_pm, hw="local"), ReplayOptions())
+
+
+class _FailOddPages:
+    """An isolate stage that fails every folio of an odd page (as if pinned)."""
+
+    @staticmethod
+    @hookimpl(tryfirst=True)
+    def migpolicy_isolate(folios, hw, params):
+        costs = zero_costs(len(folios))
+        costs["wall_s"] = costs["cpu_s"] = 1e-6
+        failed = folios["page"] % 2 == 1
+        costs["failures"] = failed
+        return IsolateResult(costs=costs, isolated=~failed)
+
+
+def test_failed_requests_are_put_back_and_learned(phases_trace):
+    pm = get_plugin_manager(entry_points=False)
+    pm.register(_FailOddPages(), name="fail_odd")
+    run = build_context(pm=pm, hw="dram-cxl", params={"placement": "hist",
+                                                      "placement.demotion": "watermark"})
+    trace = open_trace(phases_trace, pm)
+    result = replay(trace, run, ReplayOptions(max_events=1_000_000, window_epochs=16))
+    assert result["failed_pages"] > 0
+    assert result["promoted_pages"] > 0
+    placement = result.placement
+    # a page whose every request failed never moved: odd pages stay where they started
+    start = replay(trace, build_context(pm=pm, hw="dram-cxl"),
+                   ReplayOptions(max_events=1))  # the initial placement only
+    odd = np.arange(1, len(placement.node_of), 2)
+    assert np.array_equal(placement.node_of[odd], start.placement.node_of[odd])
+    held = np.bincount(placement.node_of, minlength=2) * 4096
+    assert held[0] == placement.used[0] <= placement.capacity[0]
