@@ -90,7 +90,7 @@ class EpochStream:
         self.resolution_ns: int | None = None
 
     def __iter__(self) -> Iterator[Epoch]:
-        pending: list[np.ndarray] = []
+        pending: list[dict[str, np.ndarray]] = []
         current = None  # epoch number of the pending events
         t0 = None
         index = 0
@@ -124,13 +124,14 @@ class EpochStream:
                     last_end = current + 1
                     pending = []
                 current = n
-                pending.append(chunk[s:e])
+                pending.append({key: column[s:e] for key, column in chunk.items()})
         if current is None:
             raise InputError(f"{getattr(self.trace, 'name', 'the trace')}: the trace holds no "
                              "memory accesses")
         yield from self._emit(pending, current, last_end, index, t0)
 
-    def _chunks(self) -> Iterator[np.ndarray]:
+    def _chunks(self) -> Iterator[dict[str, np.ndarray]]:
+        """The trace's chunks as contiguous columns, pages as replay ids."""
         for chunk in self.trace.chunks(CHUNK):
             if self.max_events is not None:
                 room = self.max_events - self.events
@@ -142,21 +143,17 @@ class EpochStream:
             self.events += len(chunk)
             if self.on_chunk is not None:
                 self.on_chunk(chunk)
-            out = np.empty(len(chunk), dtype=[("t_ns", np.int64), ("page", np.int64),
-                                               ("op", np.uint8), ("tenant", np.int32),
-                                               ("weight", np.float64)])
-            out["t_ns"] = chunk["t_ns"]
-            out["page"] = self.ids.of_dense[chunk["page"]]
-            out["op"] = chunk["op"]
-            out["tenant"] = chunk["tenant"]
-            out["weight"] = chunk["weight"]
-            if self.scale != 1.0:
-                out["weight"] *= self.scale
-            if self.tenant_of is not None and out["tenant"].max() > 0:
-                self.tenant_of[out["page"]] = out["tenant"]
-            yield out
+            page = self.ids.of_dense[chunk["page"]]
+            weight = chunk["weight"] * self.scale if self.scale != 1.0 else np.ascontiguousarray(
+                chunk["weight"])
+            if self.tenant_of is not None:
+                tenant = chunk["tenant"]
+                if tenant.max() > 0:
+                    self.tenant_of[page] = tenant
+            yield {"t_ns": np.ascontiguousarray(chunk["t_ns"]), "page": page, "weight": weight,
+                   "written": (chunk["op"] & OP_WRITE) != 0}
 
-    def _check_resolution(self, chunk: np.ndarray) -> None:
+    def _check_resolution(self, chunk: dict[str, np.ndarray]) -> None:
         """Refuse an epoch shorter than the spacing of the trace's time stamps."""
         if self.snapshot:
             return
@@ -172,9 +169,10 @@ class EpochStream:
                              f"resolution: its time stamps are {self.resolution_ns} {unit} "
                              "apart; choose a longer --epoch")
 
-    def _emit(self, pending: list[np.ndarray], number: int, last_end: int, index: int,
-              t0: int) -> Iterator[Epoch]:
-        events = pending[0] if len(pending) == 1 else np.concatenate(pending)
+    def _emit(self, pending: list[dict[str, np.ndarray]], number: int, last_end: int,
+              index: int, t0: int) -> Iterator[Epoch]:
+        events = pending[0] if len(pending) == 1 else {
+            key: np.concatenate([p[key] for p in pending]) for key in pending[0]}
         if self.snapshot:
             start = int(events["t_ns"][0])
         elif number > last_end:  # an idle stretch without events
@@ -185,21 +183,21 @@ class EpochStream:
             index += 1
         if not self.snapshot:
             start = t0 + number * self.epoch_ns
-        pages, accesses, writes = count_pages(events, self.ids.count)
+        pages, accesses, writes = count_pages(events["page"], events["weight"],
+                                              events["written"], self.ids.count)
         self.accesses += float(accesses.sum())
         yield Epoch(index=index, start_ns=start,
                     length_ns=self.epoch_ns, pages=pages, accesses=accesses, writes=writes)
 
 
-def count_pages(events: np.ndarray, npages: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct pages (ascending) of ``events`` with their access and write weights.
+def count_pages(page: np.ndarray, weight: np.ndarray, written: np.ndarray, npages: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct pages (ascending) of an epoch's events with their access and write weights.
 
     Dense counting (``bincount`` over every page) when the events are many
     compared with the pages, sorting otherwise: both cost about the events'
     number, never the trace's length.
     """
-    page, weight = events["page"], events["weight"]
-    written = (events["op"] & OP_WRITE) != 0
     if 4 * len(page) >= npages:
         counts = np.bincount(page, weights=weight, minlength=npages)
         pages = np.flatnonzero(counts)
