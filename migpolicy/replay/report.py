@@ -187,6 +187,9 @@ def _html(out: Path, results: Sequence[dict[str, Any]]) -> str:
         ("fast-tier hit ratio", [f"{r['fast_hit_ratio']:.3f}" for r in results]),
         ("app time (ms)", [f"{r['app_time_s'] * 1e3:,.3f}" for r in results]),
         ("vs never migrating", [f"{r['speedup_vs_none']:.3f}x" for r in results]),
+        ("app time / oracle access time", [
+            f"{r['app_time_s'] / r['bound']['oracle_access_s']:.2f}x"
+            if r["bound"]["oracle_access_s"] else "-" for r in results]),
         ("promoted pages", [f"{r['promoted_pages']:,}" for r in results]),
         ("demoted pages", [f"{r['demoted_pages']:,}" for r in results]),
         ("failed pages", [f"{r['failed_pages']:,}" for r in results]),
