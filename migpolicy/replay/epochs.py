@@ -144,13 +144,12 @@ class EpochStream:
             if self.on_chunk is not None:
                 self.on_chunk(chunk)
             page = self.ids.of_dense[chunk["page"]]
-            weight = chunk["weight"] * self.scale if self.scale != 1.0 else np.ascontiguousarray(
-                chunk["weight"])
+            weight = chunk["weight"] * self.scale if self.scale != 1.0 else chunk["weight"]
             if self.tenant_of is not None:
                 tenant = chunk["tenant"]
                 if tenant.max() > 0:
                     self.tenant_of[page] = tenant
-            yield {"t_ns": np.ascontiguousarray(chunk["t_ns"]), "page": page, "weight": weight,
+            yield {"t_ns": chunk["t_ns"], "page": page, "weight": weight,
                    "written": (chunk["op"] & OP_WRITE) != 0}
 
     def _check_resolution(self, chunk: dict[str, np.ndarray]) -> None:
@@ -194,11 +193,11 @@ def count_pages(page: np.ndarray, weight: np.ndarray, written: np.ndarray, npage
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct pages (ascending) of an epoch's events with their access and write weights.
 
-    Dense counting (``bincount`` over every page) when the events are many
-    compared with the pages, sorting otherwise: both cost about the events'
-    number, never the trace's length.
+    Dense counting (``bincount`` over every page, a sequential pass) unless the
+    events are far fewer than the pages, then sorting: either costs about the
+    events' number, never the trace's length.
     """
-    if 4 * len(page) >= npages:
+    if 32 * len(page) >= npages:
         counts = np.bincount(page, weights=weight, minlength=npages)
         pages = np.flatnonzero(counts)
         writes = np.bincount(page[written], weights=weight[written], minlength=npages)
