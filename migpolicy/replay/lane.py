@@ -82,8 +82,7 @@ class Lane:
         self.policy_stall_s = self.policy_cpu_s = 0.0
         self.promoted = self.demoted = self.failed = 0
         self.migrated_bytes = 0
-        self.sync = _Totals()
-        self.both = _Totals()
+        self.totals = _Totals()
 
     def step(self, epoch: Epoch) -> None:
         """Charge the epoch's accesses, then let every policy act at its end."""
@@ -147,13 +146,12 @@ class Lane:
                 continue
             report = self.context.price(folios[mask])
             status[mask] = report.results["status"]
-            self.both.add(report)
+            self.totals.add(report)
             cpu = sum(s.cpu_s for s in report.stages.values())
             if asynchronous:
                 self.async_cpu_s += cpu
                 waits = sum(rows["cpu_s"] for rows in report.epochs.stages.values()) * self.load
             else:
-                self.sync.add(report)
                 self.stall_s += report.total_s
                 waits = report.epochs.wall_s
             for epoch, seconds in zip(report.epochs.ids, waits, strict=True):

@@ -195,7 +195,7 @@ def _provenance(hw, nodes: tuple[int, int]) -> dict[str, dict[str, Any]]:
 
 def _lane_dict(lane: Lane, accesses: float, baseline_s: float) -> dict[str, Any]:
     params = lane.context.params
-    stages = {name: lane.both.stages.get(name) for name in STAGES}
+    stages = {name: lane.totals.stages.get(name) for name in STAGES}
     migration = {
         "wall_s": sum(s.wall_s for s in stages.values() if s),
         "cpu_s": sum(s.cpu_s for s in stages.values() if s),
@@ -203,8 +203,8 @@ def _lane_dict(lane: Lane, accesses: float, baseline_s: float) -> dict[str, Any]
         "sync_wall_s": lane.stall_s,
         "async_cpu_s": lane.async_cpu_s,
         "stages": {name: (s or CostTotals()).as_dict() for name, s in stages.items()},
-        "engines": {name: t.as_dict() for name, t in lane.both.engines.items()},
-        "tenants": {str(t): c.as_dict() for t, c in sorted(lane.both.tenants.items())},
+        "engines": {name: t.as_dict() for name, t in lane.totals.engines.items()},
+        "tenants": {str(t): c.as_dict() for t, c in sorted(lane.totals.tenants.items())},
     }
     app = lane.app_time_s
     return {
