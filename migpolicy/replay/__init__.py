@@ -10,6 +10,7 @@ tenant, and the offline bounds. See ``docs/replay.md`` for the model.
 
 from __future__ import annotations
 
+from migpolicy.replay.epochs import PageIds, page_ids
 from migpolicy.replay.run import (
     DEFAULT_EPOCH_NS,
     SAMPLED_FORMATS,
@@ -24,9 +25,11 @@ __all__ = [
     "DEFAULT_EPOCH_NS",
     "INITIAL_PLACEMENTS",
     "SAMPLED_FORMATS",
+    "PageIds",
     "ReplayOptions",
     "ReplayResult",
     "Tiers",
+    "page_ids",
     "parse_fast",
     "replay",
     "replay_many",

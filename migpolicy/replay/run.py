@@ -23,7 +23,7 @@ from migpolicy.errors import InputError
 from migpolicy.pipeline import STAGES
 from migpolicy.placement import Placement
 from migpolicy.replay.bounds import Bounds
-from migpolicy.replay.epochs import SNAPSHOT, EpochStream, page_ids
+from migpolicy.replay.epochs import SNAPSHOT, EpochStream, PageIds, page_ids
 from migpolicy.replay.lane import Lane, access_cost
 from migpolicy.replay.tiers import Tiers, parse_fast
 from migpolicy.traces import Trace
@@ -47,7 +47,9 @@ class ReplayOptions:
     untimed trace: records), 0 for one epoch per snapshot, ``None`` for the
     default: per snapshot on a trace with a natural epoch (DAMON), else 1 ms.
     ``scale`` multiplies access weights (accesses per sample of a sampled
-    trace). ``window_epochs`` epochs are priced together.
+    trace). ``window_epochs`` epochs are priced together. ``ids`` (from
+    :func:`page_ids`) lets many replays of one trace share the page numbering,
+    which for a non-native trace costs a pass over it.
     """
 
     fast: str | int | float = "25%"
@@ -58,6 +60,8 @@ class ReplayOptions:
     seed: int = 0
     scale: float = 1.0
     on_chunk: Callable[[np.ndarray], None] | None = None
+    #: The trace's page ids from :func:`page_ids`, to skip computing them on every call.
+    ids: PageIds | None = None
 
 
 @dataclass
@@ -95,7 +99,7 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
     hw = contexts[0].hw
     if any(c.hw is not hw and c.hw.name != hw.name for c in contexts):
         raise InputError("policies compared on one pass must share one hardware profile")
-    ids = page_ids(trace)
+    ids = options.ids if options.ids is not None else page_ids(trace)
     meta = trace.meta
     page_bytes = int(meta.page_size)
     footprint = ids.count * page_bytes

@@ -147,3 +147,21 @@ def test_failed_requests_are_put_back_and_learned(phases_trace):
     assert np.array_equal(placement.node_of[odd], start.placement.node_of[odd])
     held = np.bincount(placement.node_of, minlength=2) * 4096
     assert held[0] == placement.used[0] <= placement.capacity[0]
+
+
+def test_page_ids_computed_once_serve_many_prefix_replays(builtin_pm):
+    """A lackey trace's pages are numbered by one pass; prefix replays reuse the numbering."""
+    from migpolicy.replay import page_ids
+
+    from .conftest import LACKEY
+
+    trace = open_trace(LACKEY / "true.lackey.gz", builtin_pm)
+    ids = page_ids(trace)
+    assert sorted(ids.of_dense) == list(range(ids.count))
+    numbers = trace.page_numbers
+    assert np.all(np.diff(numbers[np.argsort(ids.of_dense)]) > 0)  # replay ids: address order
+    ctx = _ctx(builtin_pm, "hist", "watermark")
+    full = replay(trace, ctx, ReplayOptions(ids=ids, epoch_ns=5000))
+    prefix = replay(trace, ctx, ReplayOptions(ids=ids, epoch_ns=5000, max_events=10_000))
+    assert prefix["events"] == 10_000 < full["events"]
+    assert prefix["pages"] == full["pages"] == ids.count
