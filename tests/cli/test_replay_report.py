@@ -71,3 +71,23 @@ def test_the_report_renders_in_chromium(tmp_path):
     assert not console_errors
     for name in ("none", "numab+watermark", "hist+watermark", "oracle"):
         assert name in html
+
+
+def test_a_failure_while_writing_leaves_the_old_report_whole(tmp_path, monkeypatch):
+    """The report is built beside DIR and renamed: an error half way changes nothing."""
+    from migpolicy.replay import report as report_module
+
+    target = tmp_path / "report"
+    target.mkdir()
+    (target / "replay.json").write_text('{"results": []}')
+
+    def broken(out, results):
+        (out / "timeline.png").write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report_module, "_figures", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_report(target, [{"label": "none"}])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+    assert [p.name for p in target.iterdir()] == ["replay.json"]
+    assert (target / "replay.json").read_text() == '{"results": []}'
