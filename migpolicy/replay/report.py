@@ -137,7 +137,7 @@ def _figures(out: Path, results: Sequence[dict[str, Any]]) -> None:
         for j, kind in enumerate(("wall_s", "cpu_s")):
             values = [r["migration"]["stages"][stage][kind] * 1e3 for r in results]
             ax.bar(x + (2 * i + j - len(STAGES)) * width, values, width,
-                   label=f"{stage} {kind[:-2]}", hatch="//" if j else None)
+                   label=f"{stage} {kind[:-2]}", hatch="//" if j else None, color=f"C{i}")
     ax.set_xticks(x, labels)
     ax.set_ylabel("ms (modelled)")
     ax.legend(fontsize="x-small", ncol=2)
