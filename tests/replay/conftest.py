@@ -10,7 +10,6 @@ import pytest
 from migpolicy.plugin_manager import get_plugin_manager
 from migpolicy.traces import generated_trace, trace_generators, write_native
 
-DAMO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "damo"
 LACKEY = Path(__file__).resolve().parents[1] / "traces" / "data"
 
 
