@@ -361,8 +361,8 @@ def test_placement_policies_are_registered_and_built_per_replay(pm) -> None:
     (second,) = run.placement_policies(seed=2)
     assert isinstance(first, OnePolicy.Counting) and first is not second
     assert (first.seed, second.seed) == (1, 2) and first.params["placement"] == "counting"
-    assert set(build_space(pm, run.hw).distributions["placement"].choices) == {"counting",
-                                                                             "none"}
+    assert set(build_space(pm, run.hw).distributions["placement"].choices) == {
+        "counting", "none", "numab", "hist", "damos"}
 
 
 def _write_profile(pm, path: Path, name: str) -> Path:

@@ -289,3 +289,12 @@ def test_default_workers_apply_only_when_nothing_is_given(pm) -> None:
     assert given.params["mt.threads"] == 6
     assert build_context(pm=pm, params={"engine": "mt", "workers": 3},
                          default_workers=1).params["mt.threads"] == 3
+
+
+def test_an_unregistered_placement_policy_is_named(pm) -> None:
+    with pytest.raises(InputError, match=r"placement=lru: unknown promotion policy "
+                                         r"\(known: damos, hist, none, numab\)"):
+        build_context(pm=pm, params={"placement": "lru"})
+    with pytest.raises(InputError, match=r"placement\.demotion=kswapd: unknown demotion "
+                                         r"policy \(known: none, watermark\)"):
+        build_context(pm=pm, params={"placement.demotion": "kswapd"})

@@ -67,8 +67,9 @@ def names(found: Any) -> list[str]:
 
 def test_builtins_register_the_documented_names(pm) -> None:
     assert set(copy_engines(pm)) == {"cpu", "mt", "dma", "gpu", "dsa", "sdxi"}
-    assert set(placement_policies(pm)) == {"none"}
+    assert set(placement_policies(pm)) == {"none", "numab", "hist", "damos", "watermark"}
     assert placement_policies(pm)["none"].role == "promotion"
+    assert placement_policies(pm)["watermark"].role == "demotion"
     declared = names(declared_parameters(pm))
     assert len(declared) == len(set(declared))
     assert {"engine", "batch.max_folios", "placement", "placement.demotion", "mt.threads",
@@ -190,8 +191,10 @@ def test_registries_feed_the_search_space(pm) -> None:
                 name="p")
     space = build_space(pm, find_profile(pm, None))
     assert {"tplug_eng", "auto", "cpu"} <= set(space.distributions["engine"].choices)
-    assert set(space.distributions["placement"].choices) == {"none", "tplug_hot"}
-    assert set(space.distributions["placement.demotion"].choices) == {"none", "tplug_cold"}
+    assert set(space.distributions["placement"].choices) == {"none", "numab", "hist", "damos",
+                                                             "tplug_hot"}
+    assert set(space.distributions["placement.demotion"].choices) == {"none", "watermark",
+                                                                      "tplug_cold"}
 
 
 def test_a_policy_is_chosen_by_role(pm) -> None:
@@ -204,10 +207,10 @@ def test_a_policy_is_chosen_by_role(pm) -> None:
     assert [type(p) for p in made] == [PlacementPolicy, PlacementPolicy]
     assert all(p.seed == 3 and p.hw is run.hw for p in made)
     with pytest.raises(InputError, match=r"placement=tplug_cold: unknown promotion policy "
-                                         r"\(known: none, tplug_hot\)"):
+                                         r"\(known: damos, hist, none, numab, tplug_hot\)"):
         build_context(pm=pm, params={"placement": "tplug_cold"})
     with pytest.raises(InputError, match=r"placement\.demotion=tplug_hot: unknown demotion "
-                                         r"policy \(known: none, tplug_cold\)"):
+                                         r"policy \(known: none, tplug_cold, watermark\)"):
         build_context(pm=pm, params={"placement.demotion": "tplug_hot"})
 
 

@@ -130,11 +130,13 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
 def _register_subcommands() -> None:
     from migpolicy.cli.hw import hw
     from migpolicy.cli.move import move
+    from migpolicy.cli.replay import replay_command
     from migpolicy.cli.trace import trace
 
     main.add_command(move)
     main.add_command(hw)
     main.add_command(trace)
+    main.add_command(replay_command)
 
 
 _register_subcommands()

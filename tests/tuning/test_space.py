@@ -59,9 +59,9 @@ def test_every_tunable_parameter_is_searched_or_fixed(profile: str) -> None:
     for name, dist in space.distributions.items():
         assert not dist.single(), name
         assert len(values_of(dist)) >= 2
-    # only `none` is registered as a policy: one possible value, nothing to search
-    assert space.fixed.get("placement") == "none"
-    assert space.fixed.get("placement.demotion") == "none"
+    assert set(values_of(space.distributions["placement"])) == {"none", "numab", "hist",
+                                                                "damos"}
+    assert set(values_of(space.distributions["placement.demotion"])) == {"none", "watermark"}
     assert {"engine", "batch.max_folios", "mt.threads", "dma.channels", "auto.cpu_weight",
             "auto.async_cpu_weight"} <= set(space.distributions)
     non_tunable = {p.name for p in declared_parameters(ctx.pm) if not p.tunable}
@@ -177,7 +177,8 @@ def test_a_registered_engine_becomes_a_choice() -> None:
 )
 def test_engine_parameters_count_only_for_their_engine(engine: str, expected: set) -> None:
     space, _ = space_for()
-    assert set(space.active({"engine": engine})) == {"engine", "batch.max_folios", *expected}
+    assert set(space.active({"engine": engine})) == {"engine", "batch.max_folios", "placement",
+                                                     "placement.demotion", *expected}
 
 
 def test_conditions_come_before_what_they_condition() -> None:
@@ -196,12 +197,16 @@ def test_fixed_values_leave_the_space() -> None:
     space, _ = space_for(fixed={"engine": "mt", "mt.threads": 4})
     assert "engine" not in space and "mt.threads" not in space
     assert space.fixed["engine"] == "mt" and space.fixed["mt.threads"] == 4
-    mine = {"batch.max_folios", "mt.placement", "mt.side", "mt.store"}
-    assert set(space.active({})) == mine
+    assert set(space.active({})) == {"batch.max_folios", "mt.placement", "mt.side", "mt.store",
+                                     "placement", "placement.demotion"}
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
     for _ in range(5):
         trial = study.ask()
-        assert set(space.suggest(trial)) == mine
+        suggested = space.suggest(trial)
+        chosen = {suggested["placement"], suggested["placement.demotion"]}
+        assert {k for k in suggested if k.split(".")[0] not in chosen} == {
+            "batch.max_folios", "mt.placement", "mt.side", "mt.store", "placement",
+            "placement.demotion"}
         study.tell(trial, 0.0)
 
 

@@ -1,0 +1,231 @@
+"""The replay loop: one pass over a trace drives one or several policy sets.
+
+:func:`replay` is what ``migpolicy replay`` and the tuner call: a trace, a
+:class:`~migpolicy.context.Context` (profile, parameters, plugins) and
+:class:`ReplayOptions`, and back comes a :class:`ReplayResult` with every
+figure the command prints. :func:`replay_many` replays several contexts on one
+pass over the trace (``--compare``): the epochs are counted once, and each
+policy set keeps its own placement. ``max_events`` replays a prefix (the
+tuner's early stopping); the trace object can be reused for many replays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from migpolicy.context import Context
+from migpolicy.costs import CostTotals
+from migpolicy.errors import InputError
+from migpolicy.pipeline import STAGES
+from migpolicy.placement import Placement
+from migpolicy.replay.bounds import Bounds
+from migpolicy.replay.epochs import SNAPSHOT, EpochStream, PageIds, page_ids
+from migpolicy.replay.lane import Lane, access_cost
+from migpolicy.replay.tiers import Tiers, parse_fast
+from migpolicy.traces import Trace
+from migpolicy.units import format_size
+
+__all__ = ["DEFAULT_EPOCH_NS", "SAMPLED_FORMATS", "ReplayOptions", "ReplayResult", "replay",
+           "replay_many"]
+
+#: Epoch when the trace has no natural one: 1 ms (a million records on an untimed trace).
+DEFAULT_EPOCH_NS = 1_000_000
+#: Formats whose events are samples, not every access.
+SAMPLED_FORMATS = ("damo", "damon-perf", "perf")
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """How to replay: fast-tier size, epoch, initial placement, window, prefix, seed.
+
+    ``fast`` is a size (bytes or ``64M``), a percentage of the footprint
+    (``25%``) or a fraction (0.25). ``epoch_ns`` is the epoch's length (on an
+    untimed trace: records), 0 for one epoch per snapshot, ``None`` for the
+    default: per snapshot on a trace with a natural epoch (DAMON), else 1 ms.
+    ``scale`` multiplies access weights (accesses per sample of a sampled
+    trace). ``window_epochs`` epochs are priced together. ``ids`` (from
+    :func:`page_ids`) lets many replays of one trace share the page numbering,
+    which for a non-native trace costs a pass over it.
+    """
+
+    fast: str | int | float = "25%"
+    epoch_ns: int | None = None
+    initial: str = "first-touch"
+    window_epochs: int = 1024
+    max_events: int | None = None
+    seed: int = 0
+    scale: float = 1.0
+    on_chunk: Callable[[np.ndarray], None] | None = None
+    #: The trace's page ids from :func:`page_ids`, to skip computing them on every call.
+    ids: PageIds | None = None
+
+
+@dataclass
+class ReplayResult:
+    """Every figure of one policy set's replay; :meth:`as_dict` is the ``--json`` object."""
+
+    data: dict[str, Any]
+    #: The page → node map at the end of the replay (not part of the JSON).
+    placement: Placement | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    @property
+    def app_time_s(self) -> float:
+        """Modelled application time: accesses, stalls, policy overhead, contention."""
+        return self.data["app_time_s"]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object (plain types only)."""
+        return self.data
+
+
+def replay(trace: Trace, context: Context, options: ReplayOptions = ReplayOptions()
+           ) -> ReplayResult:
+    """Replay ``trace`` under the policies and profile of ``context``."""
+    return replay_many(trace, [context], options)[0]
+
+
+def replay_many(trace: Trace, contexts: Sequence[Context],
+                options: ReplayOptions = ReplayOptions()) -> list[ReplayResult]:
+    """Replay ``trace`` once, driving every context's policies side by side."""
+    if not contexts:
+        raise InputError("nothing to replay: no policy given")
+    hw = contexts[0].hw
+    if any(c.hw is not hw and c.hw.name != hw.name for c in contexts):
+        raise InputError("policies compared on one pass must share one hardware profile")
+    ids = options.ids if options.ids is not None else page_ids(trace)
+    meta = trace.meta
+    page_bytes = int(meta.page_size)
+    footprint = ids.count * page_bytes
+    fast_bytes = parse_fast(options.fast, footprint)
+    fast_bytes -= fast_bytes % page_bytes
+    tiers = Tiers.of(hw, fast_bytes, page_bytes)
+    epoch_ns = options.epoch_ns
+    if epoch_ns is None:
+        epoch_ns = SNAPSHOT if meta.epoch_ns else DEFAULT_EPOCH_NS
+    tenant_of = np.zeros(ids.count, dtype=np.int32)
+    initial = tiers.placement(ids.count, ids.first_touch, options.initial)
+    baseline_nodes = initial.node_of.copy()
+    lanes = [Lane(c, tiers, tiers.placement(ids.count, ids.first_touch, options.initial),
+                  tenant_of, seed=options.seed, window_epochs=options.window_epochs)
+             for c in contexts]
+    bounds = Bounds(ids.count, tiers)
+    stream = EpochStream(trace, ids, epoch_ns, scale=options.scale,
+                         max_events=options.max_events, on_chunk=options.on_chunk,
+                         tenant_of=tenant_of)
+    baseline_s = 0.0
+    epochs = 0
+    for epoch in stream:
+        epochs += 1
+        baseline_s += access_cost(epoch, baseline_nodes, tiers)[0]
+        bounds.add(epoch)
+        for lane in lanes:
+            lane.step(epoch)
+    for lane in lanes:
+        lane.flush()
+    common = {
+        "trace": getattr(trace, "name", str(getattr(trace, "path", ""))),
+        "format": meta.source_format,
+        "clock": meta.clock,
+        "events": stream.events,
+        "accesses": stream.accesses,
+        "epochs": epochs,
+        "epoch": _epoch_text(epoch_ns, meta.clock),
+        "epoch_ns": stream.epoch_ns,
+        "pages": ids.count,
+        "page_size": page_bytes,
+        "footprint_bytes": footprint,
+        "hw": hw.name,
+        "tiers": {"fast": {"node": tiers.fast, "name": hw.nodes[tiers.fast].name,
+                           "bytes": tiers.fast_bytes, "pages": tiers.fast_pages,
+                           "load_latency_ns": hw.nodes[tiers.fast]["load_latency_ns"]},
+                  "slow": {"node": tiers.slow, "name": hw.nodes[tiers.slow].name,
+                           "bytes": tiers.slow_bytes,
+                           "load_latency_ns": hw.nodes[tiers.slow]["load_latency_ns"]}},
+        "initial": options.initial,
+        "baseline_app_time_s": baseline_s,
+        "bound": _bounds(bounds, stream.accesses),
+        "notes": _notes(meta.source_format, options.scale, meta.clock, hw),
+        "provenance": _provenance(hw, (tiers.fast, tiers.slow)),
+    }
+    return [ReplayResult({**common, **_lane_dict(lane, stream.accesses, baseline_s)},
+                         placement=lane.placement) for lane in lanes]
+
+
+def _epoch_text(epoch_ns: int, clock: str) -> str:
+    if epoch_ns == SNAPSHOT:
+        return "one snapshot"
+    if clock == "ordinal":
+        return f"{epoch_ns:,} records"
+    for unit, scale in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if epoch_ns >= scale and epoch_ns % scale == 0:
+            return f"{epoch_ns // scale}{unit}"
+    return f"{epoch_ns}ns"
+
+
+def _bounds(bounds: Bounds, accesses: float) -> dict[str, float]:
+    static_hits, static_s = bounds.static()
+    return {"static_hit_ratio": static_hits / accesses if accesses else 0.0,
+            "static_access_s": static_s,
+            "oracle_hit_ratio": bounds.oracle_hits / accesses if accesses else 0.0,
+            "oracle_access_s": bounds.oracle_access_s}
+
+
+def _notes(fmt: str, scale: float, clock: str, hw) -> list[str]:
+    notes = ["figures are modelled: access latencies and capacities from profile "
+             f"{hw.name}, migration costs from its stage models (see `migpolicy hw show "
+             f"{hw.name}`)"]
+    if fmt in SAMPLED_FORMATS:
+        notes.append(f"{fmt} events are samples: each sample's weight was counted as "
+                     f"{scale:g} access(es) (--scale); access time is an estimate")
+    if clock == "ordinal":
+        notes.append("the trace has no clock: one record is taken as 1 ns of program time, "
+                     "so rates (MB/s) and periods (ms) of the policies are per record (assumed)")
+    return notes
+
+
+def _provenance(hw, nodes: tuple[int, int]) -> dict[str, dict[str, Any]]:
+    """Where the profile's figures that the replay used came from."""
+    prefixes = (*(f"nodes.{n}." for n in nodes), "stages.", "memory.", "engines.")
+    return {path: {"value": value.value, "unit": unit, **value.provenance.as_dict()}
+            for path, value, unit in hw.values() if path.startswith(prefixes)}
+
+
+def _lane_dict(lane: Lane, accesses: float, baseline_s: float) -> dict[str, Any]:
+    params = lane.context.params
+    stages = {name: lane.totals.stages.get(name) for name in STAGES}
+    migration = {
+        "wall_s": sum(s.wall_s for s in stages.values() if s),
+        "cpu_s": sum(s.cpu_s for s in stages.values() if s),
+        "engine_s": sum(s.engine_s for s in stages.values() if s),
+        "sync_wall_s": lane.stall_s,
+        "async_cpu_s": lane.async_cpu_s,
+        "stages": {name: (s or CostTotals()).as_dict() for name, s in stages.items()},
+        "engines": {name: t.as_dict() for name, t in lane.totals.engines.items()},
+        "tenants": {str(t): c.as_dict() for t, c in sorted(lane.totals.tenants.items())},
+    }
+    app = lane.app_time_s
+    return {
+        "policy": {"placement": params["placement"],
+                   "placement.demotion": params["placement.demotion"]},
+        "params": dict(params),
+        "promoted_pages": lane.promoted,
+        "demoted_pages": lane.demoted,
+        "failed_pages": lane.failed,
+        "migrated_bytes": lane.migrated_bytes,
+        "migrated": format_size(lane.migrated_bytes) if lane.migrated_bytes else "0B",
+        "fast_hit_ratio": lane.fast_hits / accesses if accesses else 0.0,
+        "app_time_s": app,
+        "app": {"access_s": lane.access_s, "migration_stall_s": lane.stall_s,
+                "policy_overhead_s": lane.policy_stall_s, "policy_cpu_s": lane.policy_cpu_s,
+                "contention_s": lane.contention_s, "system_load": lane.load},
+        "speedup_vs_none": baseline_s / app if app else 1.0,
+        "migration": migration,
+        "timeline": lane.timeline.as_dict(),
+    }

@@ -1,0 +1,92 @@
+"""``watermark``: kswapd-style demotion of the fast tier between a high and a low watermark.
+
+When the fast tier's use passes its high watermark, kswapd wakes and
+reclaims (demotes, on a tiered machine) from the tail of the inactive LRU
+until use is back under the low watermark. Here the LRU is modelled by each
+page's last access: the fast pages accessed longest ago are demoted first
+(ties: fewer accesses first). The demotion runs in kswapd, a kernel thread:
+asynchronous (``MR_DEMOTION``), it costs CPU time, not a stall.
+
+The kernel derives its watermarks from ``watermark_scale_factor`` (0.1% of
+the node by default); with demotion enabled memory tiering needs more room
+for promotions, so the defaults here keep 1-3% of the fast tier free
+(assumed; both are tunable). Works beside every promotion policy
+(``placement.demotion=watermark``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from migpolicy.contract import (
+    REQUEST_DTYPE,
+    Epoch,
+    Parameter,
+    PlacementPolicy,
+    PlacementPolicyInfo,
+    PlacementView,
+    Reason,
+    empty_requests,
+    hookimpl,
+)
+
+ONLY = {"placement.demotion": ("watermark",)}
+
+PARAMETERS = (
+    Parameter("watermark.high", 0.99, "float", "fast-tier use (fraction of its capacity) "
+              "that wakes kswapd to demote (assumed default)", low=0.5, high=1.0, when=ONLY),
+    Parameter("watermark.low", 0.97, "float", "fast-tier use kswapd demotes down to "
+              "(assumed default; below watermark.high)", low=0.3, high=1.0, when=ONLY),
+)
+
+
+class Watermark(PlacementPolicy):
+    """Demote the least recently accessed fast pages when use passes the high watermark."""
+
+    def __init__(self, params, hw, seed=0) -> None:
+        super().__init__(params, hw, seed)
+        self.high = float(params["watermark.high"])
+        self.low = min(float(params["watermark.low"]), self.high)
+        self.last: np.ndarray | None = None
+        self.count: np.ndarray | None = None
+        self.epoch: Epoch | None = None
+
+    def observe(self, epoch: Epoch) -> None:
+        self.epoch = epoch
+
+    def propose(self, view: PlacementView) -> np.ndarray:
+        if self.last is None:
+            self.last = np.full(len(view.node_of), -1, dtype=np.int64)
+            self.count = np.zeros(len(view.node_of))
+        if self.epoch is not None and len(self.epoch.pages):
+            self.last[self.epoch.pages] = self.epoch.index
+            self.count[self.epoch.pages] = self.count[self.epoch.pages] * 0.5 + \
+                self.epoch.accesses
+        fast, slow = view.fast[0], view.slow[0]
+        capacity, used = view.capacity[fast], view.used[fast]
+        if capacity <= 0 or used <= self.high * capacity:
+            return empty_requests()
+        page_bytes = int(view.page_bytes[0])
+        need = -(-(used - int(self.low * capacity)) // page_bytes)
+        need = min(need, view.free(slow) // page_bytes)
+        on_fast = np.flatnonzero(view.node_of == fast)
+        need = min(need, len(on_fast))
+        if need <= 0:
+            return empty_requests()
+        order = np.lexsort((self.count[on_fast], self.last[on_fast]))[:need]
+        out = np.zeros(need, dtype=REQUEST_DTYPE)
+        out["page"], out["dst"], out["reason"] = np.sort(on_fast[order]), slow, Reason.DEMOTION
+        return out
+
+
+@hookimpl
+def migpolicy_parameters():
+    return PARAMETERS
+
+
+@hookimpl
+def migpolicy_placement_policies():
+    return (PlacementPolicyInfo(
+        name="watermark", summary="kswapd-style demotion of the least recently used fast "
+        "pages between a high and a low watermark", factory=Watermark, role="demotion",
+        parameters=PARAMETERS),)

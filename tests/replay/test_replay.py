@@ -1,0 +1,167 @@
+"""Replay end to end through the Python API: the model against hand-computed figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from migpolicy.context import build_context
+from migpolicy.contract import IsolateResult, hookimpl, zero_costs
+from migpolicy.errors import InputError
+from migpolicy.plugin_manager import get_plugin_manager
+from migpolicy.replay import ReplayOptions, replay, replay_many
+from migpolicy.traces import open_trace
+
+PROMOTION = ("none", "numab", "hist", "damos")
+
+
+def _ctx(pm, placement="none", demotion="none", **params):
+    return build_context(pm=pm, hw="dram-cxl", params={
+        "placement": placement, "placement.demotion": demotion, **params})
+
+
+def test_never_migrating_costs_the_initial_placement_exactly(zipf_trace, builtin_pm):
+    """Hand-computed: the first quarter of pages touched sit in DRAM (100 ns), the rest in
+    CXL (250 ns, profile dram-cxl); every access costs its page's latency."""
+    trace = open_trace(zipf_trace, builtin_pm)
+    pages = np.concatenate([c["page"] for c in trace.chunks()])
+    fast_pages = trace.meta.distinct_pages // 4
+    expected = np.where(pages < fast_pages, 100e-9, 250e-9).sum()  # dense ids: touch order
+    result = replay(trace, _ctx(builtin_pm), ReplayOptions(fast="25%"))
+    assert result["app_time_s"] == pytest.approx(expected, rel=1e-9)
+    assert result["baseline_app_time_s"] == pytest.approx(expected, rel=1e-9)
+    assert result["fast_hit_ratio"] == pytest.approx((pages < fast_pages).mean())
+    assert result["promoted_pages"] == result["demoted_pages"] == 0
+    assert result["events"] == len(pages)
+
+
+def test_policies_beat_none_when_the_hot_set_moves(phases_trace, builtin_pm):
+    """Done means: numab and hist beat never migrating at a fast tier of 25% of the footprint."""
+    trace = open_trace(phases_trace, builtin_pm)
+    none, numab, hist = replay_many(trace, [
+        _ctx(builtin_pm), _ctx(builtin_pm, "numab", "watermark"),
+        _ctx(builtin_pm, "hist", "watermark")], ReplayOptions(fast="25%"))
+    assert numab.app_time_s < none.app_time_s
+    assert hist.app_time_s < none.app_time_s
+    for r in (none, numab, hist):
+        assert r["fast_hit_ratio"] <= r["bound"]["oracle_hit_ratio"] + 1e-12
+        assert r["app"]["access_s"] >= r["bound"]["oracle_access_s"] - 1e-12
+    assert numab["app"]["migration_stall_s"] > 0  # promotion in the faulting task
+    assert hist["app"]["migration_stall_s"] == 0  # a daemon migrates: no stall
+    assert hist["migration"]["async_cpu_s"] > 0
+
+
+@pytest.mark.parametrize("placement", PROMOTION)
+def test_a_trace_that_fits_the_fast_tier_ties_with_none(zipf_trace, builtin_pm, placement):
+    """With room to spare in DRAM every page is there from its first touch: nothing moves."""
+    trace = open_trace(zipf_trace, builtin_pm)
+    none, other = replay_many(trace, [_ctx(builtin_pm), _ctx(builtin_pm, placement,
+                                                            "watermark")],
+                              ReplayOptions(fast="200%"))
+    assert other["fast_hit_ratio"] == none["fast_hit_ratio"] == 1.0
+    assert other["promoted_pages"] == 0
+    assert other["app"]["access_s"] == pytest.approx(none.app_time_s)
+
+
+def test_windowed_pricing_prices_like_one_epoch_at_a_time(phases_trace, builtin_pm):
+    """The window changes when requests are priced, never what they cost."""
+    trace = open_trace(phases_trace, builtin_pm)
+    options = dict(fast="25%", max_events=1_000_000)
+    one = replay(trace, _ctx(builtin_pm, "numab", "watermark"),
+                 ReplayOptions(window_epochs=1, **options))
+    many = replay(trace, _ctx(builtin_pm, "numab", "watermark"),
+                  ReplayOptions(window_epochs=4096, **options))
+    assert one["promoted_pages"] == many["promoted_pages"] > 0
+    assert one["migration"]["wall_s"] == pytest.approx(many["migration"]["wall_s"])
+    assert one.app_time_s == pytest.approx(many.app_time_s)
+
+
+def test_compare_on_one_pass_equals_separate_replays(phases_trace, builtin_pm):
+    trace = open_trace(phases_trace, builtin_pm)
+    options = ReplayOptions(max_events=500_000, epoch_ns=2_000_000)
+    together = replay_many(trace, [_ctx(builtin_pm, "hist"), _ctx(builtin_pm, "damos")],
+                           options)
+    alone = [replay(trace, _ctx(builtin_pm, name), options) for name in ("hist", "damos")]
+    for a, b in zip(together, alone, strict=True):
+        assert a.app_time_s == b.app_time_s
+        assert a["promoted_pages"] == b["promoted_pages"]
+        assert a["events"] == 500_000
+
+
+def test_a_prefix_replays_only_its_events(zipf_trace, builtin_pm):
+    trace = open_trace(zipf_trace, builtin_pm)
+    result = replay(trace, _ctx(builtin_pm), ReplayOptions(max_events=12_345))
+    assert result["events"] == 12_345
+    assert result["accesses"] == 12_345
+
+
+def test_final_placement_keeps_the_invariants(phases_trace, builtin_pm):
+    trace = open_trace(phases_trace, builtin_pm)
+    result = replay(trace, _ctx(builtin_pm, "damos", "watermark"),
+                    ReplayOptions(max_events=1_000_000))
+    placement = result.placement
+    assert set(np.unique(placement.node_of)) <= {0, 1}
+    sizes = np.bincount(placement.node_of, weights=placement.page_bytes, minlength=2)
+    assert sizes.sum() == result["footprint_bytes"]
+    assert sizes[0] == placement.used[0] <= placement.capacity[0]
+    assert sizes[1] == placement.used[1]
+
+
+def test_errors_are_one_sentence(zipf_trace, builtin_pm):
+    trace = open_trace(zipf_trace, builtin_pm)
+    with pytest.raises(InputError, match=r"larger than node 0 \(ddr5\)"):
+        replay(trace, _ctx(builtin_pm), ReplayOptions(fast="1T"))
+    with pytest.raises(InputError, match="shorter than the trace's resolution"):
+        replay(trace, _ctx(builtin_pm), ReplayOptions(epoch_ns=10))
+    with pytest.raises(InputError, match="one node"):
+        replay(trace, build_context(pm=builtin_pm, hw="local"), ReplayOptions())
+
+
+class _FailOddPages:
+    """An isolate stage that fails every folio of an odd page (as if pinned)."""
+
+    @staticmethod
+    @hookimpl(tryfirst=True)
+    def migpolicy_isolate(folios, hw, params):
+        costs = zero_costs(len(folios))
+        costs["wall_s"] = costs["cpu_s"] = 1e-6
+        failed = folios["page"] % 2 == 1
+        costs["failures"] = failed
+        return IsolateResult(costs=costs, isolated=~failed)
+
+
+def test_failed_requests_are_put_back_and_learned(phases_trace):
+    pm = get_plugin_manager(entry_points=False)
+    pm.register(_FailOddPages(), name="fail_odd")
+    run = build_context(pm=pm, hw="dram-cxl", params={"placement": "hist",
+                                                      "placement.demotion": "watermark"})
+    trace = open_trace(phases_trace, pm)
+    result = replay(trace, run, ReplayOptions(max_events=1_000_000, window_epochs=16))
+    assert result["failed_pages"] > 0
+    assert result["promoted_pages"] > 0
+    placement = result.placement
+    # a page whose every request failed never moved: odd pages stay where they started
+    start = replay(trace, build_context(pm=pm, hw="dram-cxl"),
+                   ReplayOptions(max_events=1))  # the initial placement only
+    odd = np.arange(1, len(placement.node_of), 2)
+    assert np.array_equal(placement.node_of[odd], start.placement.node_of[odd])
+    held = np.bincount(placement.node_of, minlength=2) * 4096
+    assert held[0] == placement.used[0] <= placement.capacity[0]
+
+
+def test_page_ids_computed_once_serve_many_prefix_replays(builtin_pm):
+    """A lackey trace's pages are numbered by one pass; prefix replays reuse the numbering."""
+    from migpolicy.replay import page_ids
+
+    from .conftest import LACKEY
+
+    trace = open_trace(LACKEY / "true.lackey.gz", builtin_pm)
+    ids = page_ids(trace)
+    assert sorted(ids.of_dense) == list(range(ids.count))
+    numbers = trace.page_numbers
+    assert np.all(np.diff(numbers[np.argsort(ids.of_dense)]) > 0)  # replay ids: address order
+    ctx = _ctx(builtin_pm, "hist", "watermark")
+    full = replay(trace, ctx, ReplayOptions(ids=ids, epoch_ns=5000))
+    prefix = replay(trace, ctx, ReplayOptions(ids=ids, epoch_ns=5000, max_events=10_000))
+    assert prefix["events"] == 10_000 < full["events"]
+    assert prefix["pages"] == full["pages"] == ids.count
