@@ -33,4 +33,8 @@ def run() -> None:
         from migpolicy.cli.main import main
     except KeyboardInterrupt:
         interrupted()
+    except ImportError as exc:  # Ctrl-C while a C extension initialised
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            interrupted()
+        raise
     main()

@@ -38,6 +38,11 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             interrupted()
+        except ImportError as exc:
+            # Ctrl-C while a C extension initialises surfaces as an ImportError caused by it
+            if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+                interrupted()
+            raise
 
 
 def _plugin_modules(ctx: click.Context, param: click.Parameter,
