@@ -170,3 +170,26 @@ def test_ctrl_c_is_one_line_and_status_130(monkeypatch: pytest.MonkeyPatch, capf
     assert caught.value.code == 130
     out, err = capfd.readouterr()
     assert out == "" and err == "migpolicy: interrupted\n"
+
+
+def test_ctrl_c_while_an_extension_imports_is_an_interrupt(monkeypatch: pytest.MonkeyPatch,
+                                                          capfd) -> None:
+    """Ctrl-C inside a C extension's import surfaces as ImportError caused by it: still 130."""
+    from migpolicy.context import Context
+
+    def importing(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    monkeypatch.setattr(Context, "price_uniform", importing)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as caught:
+            main(["move", "--bytes", "4M", "--json"])
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert caught.value.code == 130
+    out, err = capfd.readouterr()
+    assert out == "" and err == "migpolicy: interrupted\n"
