@@ -151,11 +151,11 @@ def test_quick_start_plugin_prices_a_move() -> None:
 
 
 def test_sdxi_examples_price_a_move() -> None:
-    pm = _load_examples('name="sdxi"', 'engine != "sdxi"')
-    run = build_context(pm=pm, params={"engine": "sdxi", "workers": 4})
+    pm = _load_examples('name="mysdxi"', 'engine != "mysdxi"')
+    run = build_context(pm=pm, params={"engine": "mysdxi", "workers": 4})
     report = price_uniform(run.pm, 65536, 1000, run.hw, run.params)
-    assert report.engine_workers == {"sdxi": [4]}
-    assert report.engines["sdxi"].engine_s > 0 and report.bytes == 65536 * 1000
+    assert report.engine_workers == {"mysdxi": [4]}
+    assert report.engines["mysdxi"].engine_s > 0 and report.bytes == 65536 * 1000
 
 
 def test_batch_example_splits_by_folio_size() -> None:

@@ -390,7 +390,7 @@ class SecondCpu:
 
 
 def test_copy_engines_names_are_unique(pm) -> None:
-    assert {"cpu", "mt", "dma", "gpu"} == set(copy_engines(pm))
+    assert {"cpu", "mt", "dma", "dsa", "sdxi", "gpu"} == set(copy_engines(pm))
     pm.register(SecondCpu(), name="clash")
     with pytest.raises(PluginError, match="two plugins register the copy engine 'cpu'"):
         copy_engines(pm)

@@ -279,11 +279,12 @@ def test_trace_hooks_logs_calls_with_durations(plugin_dir: Path,
     monkeypatch.setenv("MIGPOLICY_TRACE_HOOKS", "1")
     pm = get_plugin_manager(entry_points=False)
     engines = call_hook(pm, "migpolicy_copy_engines")
-    assert len(engines) == 4
+    assert len(engines) == 6
     (line,) = capsys.readouterr().err.splitlines()
     hook, impls, _ = TRACE_LINE.match(line).groups()
     assert hook == "migpolicy_copy_engines"
-    assert set(impls.split(",")) == {"engine_cpu", "engine_mt", "engine_dma", "engine_gpu"}
+    assert set(impls.split(",")) == {"engine_cpu", "engine_mt", "engine_dma", "engine_gpu",
+                                     "engine_dsa", "engine_sdxi"}
 
 
 def test_trace_hooks_on_the_command_line(cli: Cli) -> None:
