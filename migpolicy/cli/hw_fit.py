@@ -107,9 +107,9 @@ def fit_command(ctx: click.Context, tables: tuple[str, ...], mix_kernels: bool,
 
     run = build_context(plugins=ctx.find_root().obj["plugins"], hw=base)
     paths = [_table(t) for t in tables]
+    rows = np.concatenate([read_table(t, run.engines) for t in paths])  # malformed: stop here
     _kernels([*paths, *([_table(stage_table)] if stage_table else [])], mix_kernels)
     kernel = _kernels(paths, True)  # the throughput tables' kernel, if they agree
-    rows = np.concatenate([read_table(t, run.engines) for t in paths])
     free_params = list(free) or default_free(list(np.unique(rows["engine"])))
     for param in free_params:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import platform
 from dataclasses import replace
 from pathlib import Path
 
@@ -110,7 +111,8 @@ def test_calibrate_writes_a_measured_local_profile_and_its_table(local_ctx, tmp_
         assert values[fitted].provenance.id == cal.PROVENANCE_ID
     nodes = numa.detect_nodes()
     cap = "memory.link_gbps" if len(nodes) > 1 else "nodes.0.bandwidth_gbps"
-    assert cap in result.free
+    assert cap in result.free or any(cap in note for note in result.notes)
+    assert profile.kernel == (platform.release() or None)  # the kernel it was measured on
     assert ("memory.ccd_gbps" in result.free) == (nodes[0].ccds > 1)
     assert profile.nodes[0]["ccds"] == nodes[0].ccds
     assert values["nodes.0.ccds"].provenance.id == cal.PROVENANCE_ID
@@ -127,6 +129,25 @@ def test_the_default_output_is_the_local_profile_that_hw_local_finds(local_ctx) 
     found = find_profile(local_ctx.pm, "local")
     assert found.path == out
     assert found.provenances[cal.PROVENANCE_ID].kind == "measured"
+
+
+def test_a_value_stuck_at_a_bound_keeps_the_base_value(local_ctx, tmp_path) -> None:
+    calls = []
+
+    def stuck_once(predict, hw, rows, free, provenance, **kw) -> FitResult:
+        calls.append(list(free))
+        stuck = {free[0]: 500.0} if len(calls) == 1 else {}
+        return FitResult(profile=hw, observed=rows["throughput_gbps"],
+                         predicted=rows["throughput_gbps"], converged=True, message="ok",
+                         evaluations=3, values={name: 1.0 for name in free}, at_bound=stuck)
+
+    result = run_calibration(local_ctx, tmp_path / "local.yaml", fit=stuck_once)
+    first, second = calls
+    assert second == first[1:]  # refitted without the stuck parameter
+    assert any(first[0] in note and "kept at the base profile's value" in note
+               for note in result.notes)
+    assert first[0] not in result.free
+    assert result.profile.value(first[0]) == local_ctx.hw.value(first[0])
 
 
 def test_a_fit_that_does_not_converge_writes_nothing(local_ctx, tmp_path) -> None:
