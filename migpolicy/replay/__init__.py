@@ -11,6 +11,7 @@ tenant, and the offline bounds. See ``docs/replay.md`` for the model.
 from __future__ import annotations
 
 from migpolicy.replay.epochs import PageIds, page_ids
+from migpolicy.replay.policyfile import DEFAULT_POLICY, load_policy, policy_spec
 from migpolicy.replay.run import (
     DEFAULT_EPOCH_NS,
     SAMPLED_FORMATS,
@@ -23,14 +24,17 @@ from migpolicy.replay.tiers import INITIAL_PLACEMENTS, Tiers, parse_fast
 
 __all__ = [
     "DEFAULT_EPOCH_NS",
+    "DEFAULT_POLICY",
     "INITIAL_PLACEMENTS",
     "SAMPLED_FORMATS",
     "PageIds",
     "ReplayOptions",
     "ReplayResult",
     "Tiers",
+    "load_policy",
     "page_ids",
     "parse_fast",
+    "policy_spec",
     "replay",
     "replay_many",
 ]
