@@ -94,6 +94,7 @@ def fit_command(ctx: click.Context, tables: tuple[str, ...], mix_kernels: bool,
     """
     from migpolicy.context import build_context
     from migpolicy.errors import InputError
+    from migpolicy.files import check_output
     from migpolicy.hardware.fit import (
         DEFAULT_TIES,
         copy_share_residuals,
@@ -105,6 +106,7 @@ def fit_command(ctx: click.Context, tables: tuple[str, ...], mix_kernels: bool,
     from migpolicy.hardware.tables import read_stage_table, read_table
     from migpolicy.units import parse_size
 
+    check_output(out, "fitted profile")  # before any work: a fit can take minutes
     run = build_context(plugins=ctx.find_root().obj["plugins"], hw=base)
     paths = [_table(t) for t in tables]
     rows = np.concatenate([read_table(t, run.engines) for t in paths])  # malformed: stop here

@@ -125,6 +125,11 @@ def read_table(path: str | Path, engines: Iterable[str] | None = None) -> np.nda
     return np.array(rows, dtype=ROW_DTYPE)
 
 
+#: The largest value each numeric column may hold: far beyond any machine, yet exact in int64.
+_LARGEST = {"folio_kib": 1 << 30, "folio_count": 1 << 40, "total_mib": 1 << 30,
+            "workers": 1 << 16, "throughput_gbps": 1e6}
+
+
 def _parse_row(path: Path, number: int, record: Mapping[str, str], known) -> tuple:
     where = f"{path}:{number}"
 
@@ -134,8 +139,9 @@ def _parse_row(path: Path, number: int, record: Mapping[str, str], known) -> tup
             value = kind(text)
         except ValueError:
             raise InputError(f"{where}: column {column}: expected a number, got {text!r}") from None
-        if value <= 0:
-            raise InputError(f"{where}: column {column}: expected a positive number, got {text!r}")
+        if not 0 < value <= _LARGEST[column]:  # also refuses nan and infinity
+            raise InputError(f"{where}: column {column}: expected a positive number up to "
+                             f"{_LARGEST[column]:g}, got {text!r}")
         return value
 
     engine = (record.get("engine") or "").strip()

@@ -76,8 +76,6 @@ def test_a_table_of_any_finite_cells_reads_or_names_its_row(tmp_path: Path, head
         assert (table["folio_bytes"] > 0).all() and (table["throughput_gbps"] > 0).all()
 
 
-@pytest.mark.xfail(strict=True, reason="tables.read_table takes nan, inf and numbers past "
-                                       "int64 (nan silently, the others with a traceback)")
 @FUZZ
 @given(cell=st.sampled_from(["nan", "inf", "1e999", "9" * 30]),
        column=st.sampled_from(["folio_kib", "workers", "folio_count", "throughput_gbps"]))
