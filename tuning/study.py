@@ -113,6 +113,7 @@ class Tuner:
 
     def objective_fn(self, trial: optuna.Trial) -> float:
         """Optuna's objective: suggest, replay, record the outcome."""
+        self._running = trial._trial_id
         suggested = self.space.suggest(trial)
         try:
             value = self.evaluate(self.params(suggested), trial)
@@ -125,6 +126,35 @@ class Tuner:
             raise
         trial.set_user_attr("outcome", "full")
         return value
+
+    def optimize(self, study: optuna.Study, **kwargs: Any) -> None:
+        """``study.optimize`` on this tuner's objective; an invalid candidate fails its trial.
+
+        On Ctrl-C the trial that was running is marked failed, even when the
+        interrupt came while Optuna itself was writing to the storage, so no
+        trial of this process stays running in the study; the interrupt goes on
+        as :class:`KeyboardInterrupt`.
+        """
+        self._running = None
+        try:
+            study.optimize(self.objective_fn, catch=(InputError,), **kwargs)
+        except Exception as exc:
+            # Optuna may turn an interrupt during its own write into another error
+            if not isinstance(exc.__context__, KeyboardInterrupt):
+                raise
+            self._fail_running(study)
+            raise KeyboardInterrupt from None
+        except KeyboardInterrupt:
+            self._fail_running(study)
+            raise
+
+    def _fail_running(self, study: optuna.Study) -> None:
+        """Mark the trial this process was running as failed, if it is still running."""
+        if self._running is not None:
+            trial = study._storage.get_trial(self._running)
+            if trial.state == optuna.trial.TrialState.RUNNING:
+                study._storage.set_trial_state_values(self._running,
+                                                      optuna.trial.TrialState.FAIL)
 
     def default_params(self) -> dict[str, Any]:
         """The kernel-default policy's values of the searched parameters that apply to it."""

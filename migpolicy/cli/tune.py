@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ __all__ = ["tune_command"]
 
 @contextlib.contextmanager
 def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] | None]:
-    """A rich progress bar on stderr counting trials and showing the best value, or ``None``."""
+    """A rich progress bar on stderr counting trials, with the best value so far, or ``None``."""
     if not enabled:
         yield None
         return
@@ -118,11 +119,9 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = open_study(tuner, study_name, storage,
                        sampler=optuna.samplers.TPESampler(seed=seed))
-    from migpolicy.errors import InputError
-
-    with _progress(trials, not as_json) as tick:
-        study.optimize(tuner.objective_fn, n_trials=trials, timeout=timeout,
-                       catch=(InputError,), callbacks=[tick] if tick else None)
+    with _progress(trials, not as_json and sys.stderr.isatty()) as tick:
+        tuner.optimize(study, n_trials=trials, timeout=timeout,
+                       callbacks=[tick] if tick else None)
     data = {**summary(study, baseline), "objective": objective, "study": study_name,
             "storage": storage,
             "notes": ["figures are modelled by the replay (see `migpolicy replay --help`)",

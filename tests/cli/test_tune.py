@@ -62,6 +62,7 @@ def test_default_storage_is_a_file_in_the_working_directory_and_resumes(migpolic
     assert (tmp_path / "migpolicy-studies.db").is_file()
     again = tune()  # human output, and the study goes on
     assert again.returncode == 0, again.stderr
+    assert again.stderr == ""  # no progress bar when stderr is not a terminal
     assert "4 trials" in again.stdout and "better" in again.stdout
     refused = tune("--param", "engine=mt", "--json")
     assert refused.returncode == 1 and refused.stdout == ""
@@ -103,3 +104,10 @@ def test_ctrl_c_keeps_the_completed_trials(migpolicy_exe, phases, tmp_path):
     assert len(complete) >= 3
     assert all(t.user_attrs["outcome"] == "full" for t in complete)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_timeout_stops_starting_trials(run_cli, phases, tmp_path):
+    code, out, err = run_cli("tune", phases, "--trials", "10000", "--timeout", "2", "--storage",
+                             f"sqlite:///{tmp_path / 's.db'}", "--json", timeout=60)
+    assert code == 0, err
+    assert 1 <= json.loads(out)["trials"] < 10000

@@ -40,7 +40,7 @@ def make_tuner(paths, objective="app_time", fixed=None) -> Tuner:
 
 def run_study(tuner: Tuner, storage: str, trials: int, name: str = "s", seed: int = 3):
     study = open_study(tuner, name, storage, sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(tuner.objective_fn, n_trials=trials, catch=(InputError,))
+    tuner.optimize(study, n_trials=trials)
     return study
 
 
@@ -127,3 +127,23 @@ def test_everything_fixed_is_an_empty_space(traces):
              else dist.low for name, dist in space.distributions.items()}
     with pytest.raises(InputError, match="search space is empty"):
         make_tuner(traces[:1], fixed=fixed)
+
+
+def test_ctrl_c_inside_a_storage_write_leaves_no_trial_running(traces, tmp_path):
+    tuner = make_tuner(traces[:1])
+    study = open_study(tuner, "s", f"sqlite:///{tmp_path / 's.db'}")
+    storage = study._storage
+    write = storage.set_trial_state_values
+    finished = []
+
+    def interrupted_write(trial_id, state, values=None):
+        finished.append(state == optuna.trial.TrialState.COMPLETE)
+        if sum(finished) == 2 and finished[-1]:  # Ctrl-C while the 2nd result is stored
+            raise KeyboardInterrupt
+        return write(trial_id, state, values)
+
+    storage.set_trial_state_values = interrupted_write
+    with pytest.raises(KeyboardInterrupt):
+        tuner.optimize(study, n_trials=5)
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
