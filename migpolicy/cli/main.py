@@ -137,11 +137,13 @@ def _register_subcommands() -> None:
     from migpolicy.cli.move import move
     from migpolicy.cli.replay import replay_command
     from migpolicy.cli.trace import trace
+    from migpolicy.cli.tune import tune_command
 
     main.add_command(move)
     main.add_command(hw)
     main.add_command(trace)
     main.add_command(replay_command)
+    main.add_command(tune_command)
 
 
 _register_subcommands()

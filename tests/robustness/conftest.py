@@ -85,6 +85,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("trace", "plot", "{input}", "--out", "plot.png"), reads="trace"),
     Command(("trace", "convert", str(LACKEY_TRACE), "{output}", "--json")),
     Command(("trace", "gen", "zipf", "--events", "1000", "--out", "{output}", "--json")),
+    Command(("tune", str(LACKEY_TRACE), "--trials", "1", "--export", "{output}", "--json")),
 )
 
 # One line per long command: Ctrl-C must end it promptly, with nothing half-written to

@@ -1,0 +1,160 @@
+"""``migpolicy tune``: search the declared policy space on replayed traces with Optuna."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+
+from migpolicy.cli.output import console, echo_json, err_console, parse_assignments
+from migpolicy.cli.replay import REPLAY_PROFILE
+
+__all__ = ["tune_command"]
+
+
+@contextlib.contextmanager
+def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] | None]:
+    """A rich progress bar on stderr counting trials, with the best value so far, or ``None``."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("tuning"), BarColumn(), MofNCompleteColumn(), TextColumn("trials"),
+               TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task("", total=total)
+
+        def tick(study, trial) -> None:
+            values = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
+            progress.update(task, advance=1,
+                            description=f"best {min(values):.6g}" if values else "")
+
+        yield tick
+
+
+@click.command("tune")
+@click.argument("trace_paths", metavar="TRACE...", nargs=-1, required=True)
+@click.option("--hw", "hw_name", default=REPLAY_PROFILE, show_default=True, metavar="PROFILE",
+              help="Hardware profile name or YAML file.")
+@click.option("--policy", "policy_file", default=None, metavar="YAML",
+              help="Base policy file: its values are fixed and leave the search space.")
+@click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE",
+              help="Fix a parameter (repeatable; overrides --policy), e.g. --param engine=mt.")
+@click.option("--trials", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Trials to run in this invocation (added to the study's earlier ones).")
+@click.option("--timeout", default=None, type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Stop starting trials after this many seconds.")
+@click.option("--objective", default="app_time", show_default=True,
+              type=click.Choice(["app_time", "migration_cpu"]),
+              help="Minimise the modelled application time or migration CPU time, summed "
+                   "over the traces.")
+@click.option("--storage", default=None, metavar="URL",
+              help="Optuna storage URL (sqlite:///f.db, postgresql://...) [default: "
+                   "sqlite:///migpolicy-studies.db in the working directory].")
+@click.option("--study", "study_name", default="migpolicy", show_default=True, metavar="NAME",
+              help="Study to create, or to continue when it exists.")
+@click.option("--seed", default=None, type=int, help="Seed of the sampler (TPE).")
+@click.option("--fast", default="25%", show_default=True, metavar="SIZE|PCT",
+              help="Fast-tier size, as for replay.")
+@click.option("--epoch", default=None, metavar="DURATION", help="Epoch, as for replay.")
+@click.option("--export", "export_path", default=None, metavar="BEST.yaml",
+              help="Write the best policy as a YAML that `migpolicy replay --policy` takes.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for scripts.")
+@click.pass_context
+def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
+                 policy_file: str | None, param_items: tuple[str, ...], trials: int,
+                 timeout: float | None, objective: str, storage: str | None, study_name: str,
+                 seed: int | None, fast: str, epoch: str | None, export_path: str | None,
+                 as_json: bool) -> None:
+    """Find the policy that minimises OBJECTIVE on TRACE... with Optuna (TPE).
+
+    Each trial picks a policy from the space the plugins declare (placement
+    policy and its parameters, engine, workers, batch size ...), replays every
+    trace under it and sums the objective; a median pruner stops a candidate
+    worse than the others after its first traces. The kernel default
+    (numab+watermark, default parameters) is the first trial of a new study and
+    the baseline of `improvement_pct`. Trials are stored as they complete:
+    run the command again (or after Ctrl-C) to continue the study. Figures
+    are modelled, as for replay.
+
+    \b
+    Examples:
+      migpolicy trace gen phases --out phases.mpt --events 200K --pages 1024
+      migpolicy tune phases.mpt --trials 30 --export best.yaml
+      migpolicy replay phases.mpt --policy best.yaml
+      migpolicy tune a.mpt b.mpt --objective migration_cpu --param engine=mt --json
+      migpolicy tune phases.mpt --storage sqlite:///runs.db --study cxl --trials 50
+    """
+    from migpolicy.cli.trace import parse_duration
+    from migpolicy.context import build_context
+    from migpolicy.files import check_output
+    from migpolicy.plugin_manager import get_plugin_manager
+    from migpolicy.registries import declared_parameters
+    from migpolicy.replay import ReplayOptions
+    from migpolicy.replay.policyfile import load_policy
+    from migpolicy.traces import open_trace
+    from migpolicy.tuning.study import DEFAULT_STORAGE, Tuner, open_study, summary
+
+    pm = get_plugin_manager(ctx.find_root().obj["plugins"])
+    given: dict[str, Any] = {}
+    if policy_file:
+        given.update(load_policy(policy_file, declared_parameters(pm)))
+    given.update(parse_assignments(param_items))
+    resolved = build_context(pm=pm, hw=hw_name, params=given).params  # checks every value
+    fixed = {key: resolved[key] for key in given}
+    if export_path is not None:
+        check_output(export_path, "best policy")
+    traces = [open_trace(path, pm) for path in trace_paths]
+    options = ReplayOptions(fast=fast, epoch_ns=parse_duration(epoch) if epoch else None)
+    tuner = Tuner(pm=pm, hw=hw_name, traces=traces, fixed=fixed, objective=objective,
+                  options=options)
+    baseline = tuner.baseline()
+    storage = storage or DEFAULT_STORAGE
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = open_study(tuner, study_name, storage,
+                       sampler=optuna.samplers.TPESampler(seed=seed))
+    with _progress(trials, not as_json and sys.stderr.isatty()) as tick:
+        tuner.optimize(study, n_trials=trials, timeout=timeout,
+                       callbacks=[tick] if tick else None)
+    data = {**summary(study, baseline), "objective": objective, "study": study_name,
+            "storage": storage,
+            "notes": ["figures are modelled by the replay (see `migpolicy replay --help`)",
+                      "screened_out is 0: screening by a learned model is not built yet"]}
+    if export_path is not None:
+        _export(export_path, tuner.params(data["best_params"]))
+        data["export"] = export_path
+    if as_json:
+        echo_json(data)
+        return
+    _print(data)
+
+
+def _export(path: str, params: dict[str, Any]) -> None:
+    """Write ``params`` as a flat YAML mapping, atomically."""
+    import yaml
+
+    from migpolicy.files import atomic_write_text
+
+    text = "# best policy found by migpolicy tune; use: migpolicy replay --policy FILE\n"
+    atomic_write_text(path, text + yaml.safe_dump(dict(sorted(params.items())),
+                                                  sort_keys=False))
+
+
+def _print(data: dict[str, Any]) -> None:
+    console.print(f"study {data['study']} ({data['storage']}): {data['trials']} trials, "
+                  f"{data['replays_full']} replayed in full, {data['replays_pruned']} pruned, "
+                  f"{data['trials_failed']} failed")
+    console.print(f"baseline (kernel default) {data['objective']}: {data['baseline_value']:.6g}")
+    console.print(f"best (trial {data['best_trial']}): {data['best_value']:.6g} "
+                  f"({data['improvement_pct']:+.1f}% better)")
+    for key, value in sorted(data["best_params"].items()):
+        console.print(f"  {key}: {value}")
+    if "export" in data:
+        console.print(f"best policy: {data['export']}")
+    console.print("figures are modelled; screening by a learned model is not built yet")

@@ -1,0 +1,113 @@
+"""``migpolicy tune`` as a user runs it: the console script on generated traces."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy.exc
+import yaml
+
+KEYS = {"best_value", "best_params", "baseline_value", "improvement_pct", "trials",
+        "replays_full", "replays_pruned", "screened_out", "study", "storage"}
+
+
+@pytest.fixture(scope="module")
+def phases(tmp_path_factory, migpolicy_exe) -> Path:
+    path = tmp_path_factory.mktemp("cli-tune") / "phases.mpt"
+    subprocess.run([migpolicy_exe, "trace", "gen", "phases", "--out", str(path), "--events",
+                    "60K", "--pages", "512", "--param", "interval_ns=100"], check=True,
+                   capture_output=True)
+    return path
+
+
+def test_tune_json_export_and_replay_round_trip(run_cli, phases, tmp_path):
+    best = tmp_path / "best.yaml"
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    code, out, err = run_cli("tune", phases, "--trials", "6", "--seed", "2", "--epoch", "500us",
+                             "--storage", storage, "--study", "rt", "--export", best, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert KEYS <= set(data)
+    assert data["trials"] == 6 and data["study"] == "rt" and data["storage"] == storage
+    assert data["screened_out"] == 0
+    assert data["best_value"] <= data["baseline_value"]  # the kernel default is trial 0
+    assert data["improvement_pct"] == pytest.approx(
+        100 * (data["baseline_value"] - data["best_value"]) / data["baseline_value"])
+    # the exported policy replays to the best value, through the replay command
+    exported = yaml.safe_load(best.read_text())
+    assert {k: exported[k] for k in data["best_params"]} == data["best_params"]
+    code, out, err = run_cli("replay", phases, "--policy", best, "--epoch", "500us", "--json")
+    assert code == 0, err
+    assert json.loads(out)["app_time_s"] == pytest.approx(data["best_value"], rel=1e-9)
+    # the baseline is what replay prints for the kernel default
+    code, out, err = run_cli("replay", phases, "--epoch", "500us", "--json")
+    assert json.loads(out)["app_time_s"] == pytest.approx(data["baseline_value"], rel=1e-9)
+
+
+def test_default_storage_is_a_file_in_the_working_directory_and_resumes(migpolicy_exe, phases,
+                                                                        tmp_path):
+    def tune(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([migpolicy_exe, "tune", str(phases), "--trials", "2", *args],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=60)
+
+    first = tune("--json")
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "migpolicy-studies.db").is_file()
+    again = tune()  # human output, and the study goes on
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == ""  # no progress bar when stderr is not a terminal
+    assert "4 trials" in again.stdout and "better" in again.stdout
+    refused = tune("--param", "engine=mt", "--json")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "this run's space is" in refused.stderr
+
+
+def test_bad_input_is_one_sentence_before_any_work(run_cli, phases, tmp_path):
+    code, out, err = run_cli("tune", phases, "--param", "placement=nosuch", "--json")
+    assert code == 1 and out == "" and "nosuch" in err
+    code, out, err = run_cli("tune", phases, "--storage", "nosuchdb://x", "--study", "a")
+    assert code == 1 and "cannot open the study storage" in err
+    code, out, err = run_cli("tune", phases, "--export", tmp_path / "no" / "best.yaml")
+    assert code == 1 and "does not exist" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_ctrl_c_keeps_the_completed_trials(migpolicy_exe, phases, tmp_path):
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen([migpolicy_exe, "tune", str(phases), "--trials", "500", "--storage",
+                             f"sqlite:///{db}", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    storage = f"sqlite:///{db}"
+    deadline = time.monotonic() + 40
+    done = 0
+    while time.monotonic() < deadline and done < 3:
+        time.sleep(0.3)
+        try:
+            study = optuna.load_study(study_name="migpolicy", storage=storage)
+            done = sum(t.state.is_finished() for t in study.trials)
+        except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet
+            continue
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert out == "" and err.strip() == "migpolicy: interrupted"
+    study = optuna.load_study(study_name="migpolicy", storage=storage)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 3
+    assert all(t.user_attrs["outcome"] == "full" for t in complete)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_timeout_stops_starting_trials(run_cli, phases, tmp_path):
+    code, out, err = run_cli("tune", phases, "--trials", "10000", "--timeout", "2", "--storage",
+                             f"sqlite:///{tmp_path / 's.db'}", "--json", timeout=60)
+    assert code == 0, err
+    assert 1 <= json.loads(out)["trials"] < 10000
