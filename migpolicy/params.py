@@ -11,6 +11,7 @@ parameter is written down once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -84,11 +85,13 @@ class Parameter:
                 out: Any = int(value)
             elif self.kind == "float":
                 out = float(value)
+                if not math.isfinite(out):  # nan and infinity satisfy no range
+                    raise ValueError(value)
             elif self.kind == "bool":
                 out = _to_bool(value)
             else:
                 out = str(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InputError(
                 f"{prefix}parameter {self.name} expects {self._expected()}, got {value!r}"
             ) from None

@@ -21,8 +21,14 @@ def interrupted() -> NoReturn:
     """Say in one line that the command was interrupted, and exit with status 130.
 
     A second Ctrl-C while exiting is ignored, so it cannot print a traceback.
+    A Ctrl-C that comes after the command wrote its whole JSON result ends it
+    with status 0: the command had finished.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from migpolicy.cli.output import RESULT_WRITTEN
+
+    if RESULT_WRITTEN.is_set():  # too late: the whole result is already on stdout
+        sys.exit(0)
     sys.stderr.write("migpolicy: interrupted\n")
     sys.exit(INTERRUPTED)
 

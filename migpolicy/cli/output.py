@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -25,9 +27,28 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def echo_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout."""
-    json.dump(data, sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    """Print ``data`` as indented JSON on stdout, whole or not at all.
+
+    The text is made first: a Ctrl-C while it is being made prints nothing.
+    While it is written, Ctrl-C is ignored (one caught just before is dropped
+    too), and once it is out the command counts as finished:
+    :func:`migpolicy.cli.interrupted` then exits with status 0 instead of 130,
+    and the script reading stdout has its whole answer.
+    """
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        RESULT_WRITTEN.set()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+#: Set once a command's whole result is on stdout (see :func:`echo_json`).
+RESULT_WRITTEN = threading.Event()
 
 
 def parse_assignments(values: tuple[str, ...], option: str = "--param") -> dict[str, str]:

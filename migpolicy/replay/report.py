@@ -45,6 +45,11 @@ def check_report_dir(path: str | Path) -> Path:
         raise InputError(f"--report {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"--report {path}: directory {parent} is not writable")
+    try:  # the real test (a read-only file system, /proc, a full quota): create, remove
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".probe", dir=parent))
+    except OSError as exc:
+        raise InputError(f"--report {path}: cannot write in {parent}: "
+                         f"{exc.strerror or exc}") from None
     if path.exists():
         if not path.is_dir():
             raise InputError(f"--report {path}: exists and is not a directory")

@@ -30,6 +30,8 @@ from migpolicy.hardware.tables import shipped_table
 
 #: A real lackey trace of the test data, as a valid input for the commands that write one.
 LACKEY_TRACE = Path(__file__).resolve().parents[1] / "traces" / "data" / "true.lackey.gz"
+#: A longer one (997,090 lines of `sort`): replaying it in small epochs takes a few seconds.
+SORT_TRACE = LACKEY_TRACE.with_name("sort.lackey.xz")
 
 #: A calibration small enough to finish in about a second when it does run.
 TINY_CALIBRATION = ("--quick", "--engines", "cpu", "--sizes", "64K", "--counts", "8",
@@ -44,6 +46,9 @@ class Command:
     reads: str | None = None
     #: Extra bad destinations only this command has (e.g. an unknown image format).
     bad_outputs: tuple[str, ...] = ()
+    #: Destinations of BAD_OUTPUTS that are good for this command (an empty directory for a
+    #: report directory).
+    good_outputs: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -86,6 +91,10 @@ COMMANDS: tuple[Command, ...] = (
     Command(("trace", "convert", str(LACKEY_TRACE), "{output}", "--json")),
     Command(("trace", "gen", "zipf", "--events", "1000", "--out", "{output}", "--json")),
     Command(("tune", str(LACKEY_TRACE), "--trials", "1", "--export", "{output}", "--json")),
+    Command(("replay", "{input}", "--json"), reads="trace"),
+    Command(("replay", str(LACKEY_TRACE), "--policy", "{input}", "--json"), reads="policy"),
+    Command(("replay", str(LACKEY_TRACE), "--report", "{output}", "--json"),
+            good_outputs=("a-directory",)),
 )
 
 # One line per long command: Ctrl-C must end it promptly, with nothing half-written to
@@ -96,6 +105,8 @@ LONG_COMMANDS: tuple[Command, ...] = (
     Command(("move", "--hw", "local", "--bytes", "512M", "--folio", "2M", "--engine", "mt",
              "--workers", "2", "--execute", "--json")),
     Command(("trace", "gen", "zipf", "--events", "50M", "--out", "{output}", "--json")),
+    Command(("replay", str(SORT_TRACE), "--compare", "none,numab,hist,damos", "--epoch", "20",
+             "--json")),
 )
 
 #: A well-formed file of each kind that ``reads`` names: the base of the corpus.
@@ -103,6 +114,8 @@ SAMPLES: dict[str, Callable[[], bytes]] = {
     "profile": lambda: (shipped_dir() / "zen3-epyc-ptdma.yaml").read_bytes(),
     "table": lambda: shipped_table("2").read_bytes(),
     "model": lambda: b"PK\x03\x04" + bytes(range(256)) * 4,  # a zip header, then junk
+    "policy": lambda: b"placement: numab\nplacement.demotion: watermark\n"
+                      b"numab.rate_limit_mbps: 64\nengine: auto\n",
     "trace": lambda: b"==7== Lackey, an example Valgrind tool\n" + b"".join(
         b"I  0400%04x,3\n L 1ffefff%03x,8\n S 0402%04x,4\n M 0403%04x,8\n" % (i, i, i, i)
         for i in range(400)),
@@ -183,7 +196,8 @@ def all_cases() -> list[Case]:
                       if command.reads != "model" or name not in TEXT_ONLY]
         if "{output}" in command.argv:
             cases += [Case(command, name, "output")
-                      for name in (*BAD_OUTPUTS, *command.bad_outputs)]
+                      for name in (*BAD_OUTPUTS, *command.bad_outputs)
+                      if name not in command.good_outputs]
     return cases
 
 

@@ -1,7 +1,9 @@
 """Ctrl-C (SIGINT, once or twice) at random moments of every long command (conftest.py).
 
 Each trial must end within :data:`EXIT_WITHIN_S` of the first signal with
-status 130, one line on stderr and no traceback, nothing on stdout, no file
+status 130, one line on stderr and no traceback, nothing on stdout (or, when the
+signal comes while the finished result is being written, that whole result and
+status 0), no file
 in the output folder, and no process left in its process group (worker
 threads and processes shut down). The moments come from a seeded generator,
 printed with every failure so that a trial can be replayed.
@@ -9,6 +11,7 @@ printed with every failure so that a trial can be replayed.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -74,6 +77,9 @@ def test_ctrl_c_ends_a_long_command_promptly_and_cleanly(long_command, trial, mi
     if result["finished_first"]:
         assert result["code"] == 0, shown
         pytest.skip(f"finished before the signal ({shown})")
+    if result["code"] == 0:  # the signal came while the finished result was being written
+        json.loads(result["out"])  # whole: never half a document
+        pytest.skip(f"finished while the signal came ({shown[:200]})")
     assert result["code"] == 130, shown
     assert result["took"] < EXIT_WITHIN_S, shown
     assert "Traceback" not in result["err"], shown
