@@ -45,7 +45,7 @@ from migpolicy.folios import (
 )
 from migpolicy.hardware.profile import Profile
 from migpolicy.hookspecs import hookimpl
-from migpolicy.params import Parameter
+from migpolicy.params import Parameter, worker_parameter
 from migpolicy.placement import (
     Epoch,
     PlacementPolicy,
@@ -113,5 +113,6 @@ __all__ = [
     "hookimpl",
     "make_folios",
     "page_table_entries",
+    "worker_parameter",
     "zero_costs",
 ]

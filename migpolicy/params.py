@@ -21,7 +21,7 @@ from migpolicy.errors import InputError
 if TYPE_CHECKING:
     from migpolicy.hardware.profile import Profile
 
-__all__ = ["Parameter", "resolve"]
+__all__ = ["Parameter", "resolve", "worker_parameter"]
 
 #: Registries whose names a ``choice`` parameter may take its choices from.
 REGISTRIES = ("engine", "placement", "demotion")
@@ -154,3 +154,17 @@ def resolve(
             raise InputError(f"{prefix}unknown parameter {key!r}{hint}")
         values[key] = table[key].coerce(value, where)
     return values
+
+
+def worker_parameter(name: str, engine: str, default: int, unit: str,
+                     max_workers: Callable[[Profile], int]) -> Parameter:
+    """The worker-count parameter of a copy engine (what its ``workers_param`` names).
+
+    ``--workers`` sets it for the fixed engine and ``auto`` tries counts up to
+    it; it is searched only when ``engine`` (or ``auto``) is chosen, between 1
+    and what the profile has (``max_workers(hw)``).
+    """
+    return Parameter(name, default, "int", f"{unit}s of the {engine} engine (auto: the most it "
+                     "may use)", low=1, high=1024,
+                     hw_bounds=lambda hw: (1, max(1, max_workers(hw))),
+                     when={"engine": (engine, "auto")})

@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import PMD_MAPPED, CopyEngine, Parameter, hookimpl
+from migpolicy.contract import PMD_MAPPED, CopyEngine, hookimpl, worker_parameter
 from migpolicy.hardware.model import soft_min
 
 from ._pricing import cost_rows, ns
 
 NAME = "dma"
 
-PARAMETERS = (
-    Parameter("dma.channels", 16, "int", "DMA channels of the dma engine (auto: the most it "
-              "may use)", low=1, high=1024, hw_bounds=lambda hw: (1, max(1, max_channels(hw))),
-              when={"engine": (NAME, "auto")}),
-)
-
 
 def max_channels(hw) -> int:
     """DMA channels on a profile (0 when it has no DMA engine)."""
     return int(hw.p("engines.dma.channels")) if hw.has("engines.dma") else 0
+
+
+PARAMETERS = (
+    worker_parameter("dma.channels", NAME, 16, "DMA channel", max_channels),
+)
 
 
 @hookimpl

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import CopyEngine, Parameter, hookimpl
+from migpolicy.contract import CopyEngine, hookimpl, worker_parameter
 from migpolicy.hardware.model import link_gbps, soft_min
 
 from ._pricing import batch_nodes, cost_rows, ns
@@ -31,9 +31,7 @@ def max_engines(hw) -> int:
 
 
 PARAMETERS = (
-    Parameter("dsa.engines", 8, "int", "engines of the dsa engine (auto: the most it may use)",
-              low=1, high=1024, hw_bounds=lambda hw: (1, max(1, max_engines(hw))),
-              when={"engine": (NAME, "auto")}),
+    worker_parameter("dsa.engines", NAME, 8, "DSA engine", max_engines),
 )
 
 

@@ -12,25 +12,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import CopyEngine, Parameter, hookimpl
+from migpolicy.contract import CopyEngine, Parameter, hookimpl, worker_parameter
 from migpolicy.hardware.model import soft_min
 
 from ._pricing import batch_nodes, cost_rows, ns
 
 NAME = "gpu"
 
-PARAMETERS = (
-    Parameter("gpu.pinned", True, "bool", "source memory is pinned (page-locked)",
-              tunable=False),
-    Parameter("gpu.streams", 2, "int", "GPU copy streams of the gpu engine (auto: the most it "
-              "may use)", low=1, high=1024, hw_bounds=lambda hw: (1, max(1, max_streams(hw))),
-              when={"engine": (NAME, "auto")}),
-)
-
 
 def max_streams(hw) -> int:
     """GPU copy streams on a profile (0 when it has no GPU)."""
     return int(hw.p("engines.gpu.streams")) if hw.has("engines.gpu") else 0
+
+
+PARAMETERS = (
+    Parameter("gpu.pinned", True, "bool", "source memory is pinned (page-locked)",
+              tunable=False),
+    worker_parameter("gpu.streams", NAME, 2, "GPU copy stream", max_streams),
+)
 
 
 def serves(hw, src: int, dst: int) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import CopyEngine, Parameter, hookimpl
+from migpolicy.contract import CopyEngine, Parameter, hookimpl, worker_parameter
 from migpolicy.hardware.model import (
     PLACEMENTS,
     SIDES,
@@ -33,10 +33,14 @@ NAME = "mt"
 #: The engines whose workers are CPU threads placed like mt's (auto may choose mt).
 _USES_MT = {"engine": (NAME, "auto")}
 
+
+def max_threads(hw) -> int:
+    """Most worker threads on a profile: the engine's limit."""
+    return int(hw.p("engines.mt.max_threads"))
+
+
 PARAMETERS = (
-    Parameter("mt.threads", 8, "int", "worker threads of the mt engine (auto: the most it "
-              "may use)", low=1, high=1024, hw_bounds=lambda hw: (1, max_threads(hw)),
-              when=_USES_MT),
+    worker_parameter("mt.threads", NAME, 8, "worker thread", max_threads),
     Parameter("mt.placement", "spread", "choice", "spread workers across LLC domains, or fill "
               "one domain first", choices=PLACEMENTS, when=_USES_MT,
               applies=lambda hw: any(node["ccds"] > 1 for node in hw.cpu_nodes)),
@@ -49,11 +53,6 @@ PARAMETERS = (
     Parameter("system.load", 0.0, "float", "fraction of CPUs busy with other work; threads "
               "beyond the free ones time-share", low=0.0, high=0.99, tunable=False),
 )
-
-
-def max_threads(hw) -> int:
-    """Most worker threads on a profile: the engine's limit."""
-    return int(hw.p("engines.mt.max_threads"))
 
 
 def _execute(nbytes: int, folio_size: int, workers: int) -> float:

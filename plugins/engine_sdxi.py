@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import CopyEngine, Parameter, hookimpl
+from migpolicy.contract import CopyEngine, hookimpl, worker_parameter
 from migpolicy.hardware.model import link_gbps, soft_min
 
 from ._pricing import batch_nodes, cost_rows, ns
@@ -28,10 +28,7 @@ def max_functions(hw) -> int:
 
 
 PARAMETERS = (
-    Parameter("sdxi.functions", 4, "int", "functions of the sdxi engine (auto: the most it "
-              "may use)",
-              low=1, high=1024, hw_bounds=lambda hw: (1, max(1, max_functions(hw))),
-              when={"engine": (NAME, "auto")}),
+    worker_parameter("sdxi.functions", NAME, 4, "SDXi function", max_functions),
 )
 
 
