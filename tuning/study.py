@@ -2,12 +2,32 @@
 
 A :class:`Tuner` holds what a study searches over (the plugins, the profile, the
 traces and the values the user fixed) and evaluates a candidate by replaying
-every trace under it: the objective is the sum over the traces of the modelled
-application time or of the migration CPU time. After each trace the partial
-sum is reported to the trial (the trace's index is the step), so a pruner
-(Optuna's ``MedianPruner``) stops a candidate that is already worse than the
-median after its first traces. Each trial records ``outcome`` (``full``,
-``pruned`` or ``failed``) and, when it failed, ``reason``.
+every trace under it. The objective is the sum over the traces of the
+modelled application time (``app_time``), of the migration CPU time
+(``migration_cpu``), or both (``multi``: a Pareto front). A CPU budget
+(migration CPU seconds per second of application time) is a constraint in
+Optuna's sense: the sampler steers toward feasible candidates and the best
+trial is the best feasible one.
+
+Fewer full replays for the same answer, three ways:
+
+* **prefix pruning**: every replay reports its objective so far
+  ``prefix_steps`` times per trace (after 1/k, 2/k ... of its time span: the
+  pricing is exact at those points, see :class:`~migpolicy.replay.ReplayOptions`),
+  and the pruner (:class:`~migpolicy.tuning.pruning.MarginPruner` by default)
+  stops a candidate that is already clearly worse than the median of the
+  finished ones at the same point;
+* **screening**: a learned model of the finished trials
+  (:class:`~migpolicy.tuning.screening.Screener`) skips candidates it is
+  confident are worse than the median, before any replay;
+* **caching**: a candidate equal to a finished one (same values of every
+  parameter that applies) takes its values without a replay.
+
+Each trial records ``outcome`` (``full``, ``pruned``, ``screened``, ``cached``
+or ``failed`` with ``reason``), ``events_replayed``, and the figures
+``app_time_s`` and ``migration_cpu_s`` (partial when pruned, predicted when
+screened), plus under a CPU budget the constraint (``Trial.set_constraint``,
+also as the user attribute ``constraint``).
 
 :func:`open_study` creates or joins a study in any Optuna storage; the search
 space's fingerprint and the replay setup are stored with the study when it is
@@ -24,33 +44,48 @@ from typing import Any
 
 import optuna
 import pluggy
+from optuna.trial import TrialState
 
 from migpolicy.context import build_context
 from migpolicy.errors import InputError
 from migpolicy.hardware.profile import Profile
 from migpolicy.hardware.registry import find_profile
-from migpolicy.replay import DEFAULT_POLICY, ReplayOptions, ReplayResult, page_ids, replay
+from migpolicy.replay import DEFAULT_POLICY, Checkpoint, ReplayOptions, page_ids, replay
 from migpolicy.traces import Trace
+from migpolicy.tuning.pruning import MarginPruner
+from migpolicy.tuning.screening import Screener
 from migpolicy.tuning.space import SearchSpace, build_space
 
-__all__ = ["DEFAULT_STORAGE", "OBJECTIVES", "Tuner", "objective_value", "open_study", "summary"]
+__all__ = ["DEFAULT_STORAGE", "OBJECTIVES", "OUTCOMES", "Figures", "Tuner", "open_study",
+           "summary"]
 
 #: Where studies live when ``--storage`` is not given: an SQLite file in the working directory.
 DEFAULT_STORAGE = "sqlite:///migpolicy-studies.db"
-#: Objective name → what it sums over the traces (both minimised).
+#: Objective name → what it minimises, summed over the traces.
 OBJECTIVES = {"app_time": "modelled application time (s)",
-              "migration_cpu": "modelled migration CPU time (s)"}
+              "migration_cpu": "modelled migration CPU time (s)",
+              "multi": "both: the Pareto front of application time and migration CPU time"}
 #: Values of the ``outcome`` user attribute of a trial.
-OUTCOMES = ("full", "pruned", "failed")
+OUTCOMES = ("full", "pruned", "screened", "cached", "failed")
 
 
-def objective_value(result: ReplayResult, objective: str) -> float:
-    """The figure of one replay that ``objective`` minimises."""
-    if objective == "app_time":
-        return float(result.app_time_s)
-    if objective == "migration_cpu":
-        return float(result["migration"]["cpu_s"])
-    raise InputError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+@dataclass(frozen=True)
+class Figures:
+    """What a candidate's replays added up to (so far, when stopped early)."""
+
+    app_time_s: float = 0.0
+    migration_cpu_s: float = 0.0
+    events: float = 0.0
+
+    def __add__(self, other: Figures | Checkpoint) -> Figures:
+        return Figures(self.app_time_s + other.app_time_s,
+                       self.migration_cpu_s + other.migration_cpu_s,
+                       self.events + getattr(other, "events", 0.0))
+
+    def values(self, objective: str) -> list[float]:
+        """The objective values of these figures (one, or two for ``multi``)."""
+        return {"app_time": [self.app_time_s], "migration_cpu": [self.migration_cpu_s],
+                "multi": [self.app_time_s, self.migration_cpu_s]}[objective]
 
 
 @dataclass
@@ -60,7 +95,10 @@ class Tuner:
     ``fixed`` holds the values the user set (validated, as :func:`build_context`
     resolved them); they leave the search space. ``hw`` is the profile's name
     or YAML file. ``options`` are the replay options shared by every replay
-    (its ``ids`` are filled per trace).
+    (its ``ids`` are filled per trace). ``cpu_budget`` bounds the migration
+    CPU time per second of application time. ``screening``, ``prefix_steps``
+    (reports per trace; 1: after each trace only) and caching are what save
+    replays (module docstring).
     """
 
     pm: pluggy.PluginManager
@@ -69,63 +107,154 @@ class Tuner:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     objective: str = "app_time"
     options: ReplayOptions = field(default_factory=ReplayOptions)
+    cpu_budget: float | None = None
+    screening: bool = True
+    prefix_steps: int = 4
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
-            objective_value(ReplayResult({}), self.objective)  # raises the error naming it
+            raise InputError(f"unknown objective {self.objective!r}; expected one of "
+                             f"{', '.join(OBJECTIVES)}")
         if not self.traces:
             raise InputError("nothing to tune on: give at least one trace")
+        if self.prefix_steps < 1:
+            raise InputError(f"prefix steps {self.prefix_steps}: expected at least 1")
+        if self.cpu_budget is not None and not (self.cpu_budget >= 0 and
+                                                math.isfinite(self.cpu_budget)):
+            raise InputError(f"CPU budget {self.cpu_budget}: expected a finite number >= 0 "
+                             "(CPU seconds of migration per second of application time)")
         self.profile: Profile = find_profile(self.pm, self.hw)
         self.space: SearchSpace = build_space(self.pm, self.profile, self.fixed)
         if not len(self.space):
             raise InputError("the search space is empty: every tunable parameter is fixed "
                              "(by --policy, --param or the profile); free at least one")
         self._ids = [page_ids(trace) for trace in self.traces]  # one pass per trace, reused
+        self.screener = Screener(self.space, seed=self.seed)
+        self._running: int | None = None
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna's study directions for the objective."""
+        return ["minimize"] * len(Figures().values(self.objective))
 
     def params(self, suggested: Mapping[str, Any]) -> dict[str, Any]:
         """The full policy of a candidate: the space's fixed values and the suggested ones."""
         return {**self.space.fixed, **suggested}
 
-    def evaluate(self, params: Mapping[str, Any], trial: optuna.Trial | None = None) -> float:
-        """The objective of ``params`` summed over the traces; prunable through ``trial``.
+    def evaluate(self, params: Mapping[str, Any], trial: optuna.Trial | None = None) -> Figures:
+        """The figures of ``params`` summed over the traces; prunable through ``trial``.
 
         Raises :class:`InputError` when ``params`` do not make a valid policy
         or a replay's figure is not finite, :class:`optuna.TrialPruned` when
-        the trial's pruner stops it.
+        the trial's pruner stops it (the figures so far are then recorded on
+        the trial).
         """
         ctx = build_context(pm=self.pm, hw=self.hw, params=params)
-        total = 0.0
-        for step, (trace, ids) in enumerate(zip(self.traces, self._ids, strict=True)):
-            value = objective_value(replay(trace, ctx, replace(self.options, ids=ids)),
-                                    self.objective)
-            if not math.isfinite(value):
-                raise InputError(f"the {self.objective} of trace {_name(trace)} is {value}, "
-                                 "not a finite number")
-            total += value
+        total = Figures()
+        k = self.prefix_steps if trial is not None and len(self.directions) == 1 else 1
+        for index, (trace, ids) in enumerate(zip(self.traces, self._ids, strict=True)):
+            events = trace.meta.events or 0
+
+            def checkpoint(done: float, points: list[Checkpoint], index=index, events=events,
+                           before=total) -> None:
+                partial = before + points[0] + Figures(events=done * events)
+                self._report(trial, partial, index * k + round(done * k) - 1)
+
+            result = replay(trace, ctx, replace(self.options, ids=ids, checkpoints=k,
+                                                on_checkpoint=checkpoint if k > 1 else None))
+            figures = Figures(float(result.app_time_s), float(result["migration"]["cpu_s"]),
+                              float(result["events"]))
+            for name, value in (("app_time", figures.app_time_s),
+                                ("migration_cpu", figures.migration_cpu_s)):
+                if not math.isfinite(value):
+                    raise InputError(f"the {name} of trace {_name(trace)} is {value}, "
+                                     "not a finite number")
+            total = total + figures
             if trial is not None:
-                trial.set_user_attr("traces_replayed", step + 1)
-                if step + 1 < len(self.traces):
-                    trial.report(total, step)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned(f"stopped after {step + 1} of "
-                                                 f"{len(self.traces)} traces")
+                trial.set_user_attr("traces_replayed", index + 1)
+                if index + 1 < len(self.traces):
+                    self._report(trial, total, (index + 1) * k - 1)
         return total
 
-    def objective_fn(self, trial: optuna.Trial) -> float:
-        """Optuna's objective: suggest, replay, record the outcome."""
+    def _report(self, trial: optuna.Trial | None, figures: Figures, step: int) -> None:
+        """Report the objective so far at ``step``; stop the trial if the pruner says so."""
+        if trial is None or len(self.directions) > 1:  # Optuna prunes single objectives only
+            return
+        trial.report(figures.values(self.objective)[0], step)
+        if trial.should_prune():
+            self._record(trial, "pruned", figures)
+            raise optuna.TrialPruned(f"stopped at step {step} with "
+                                     f"{figures.values(self.objective)[0]:.6g}")
+
+    def _record(self, trial: optuna.Trial, outcome: str, figures: Figures | None = None,
+                **attrs: Any) -> None:
+        """Store the outcome and figures of ``trial`` as user attributes."""
+        trial.set_user_attr("outcome", outcome)
+        if figures is not None:
+            trial.set_user_attr("app_time_s", figures.app_time_s)
+            trial.set_user_attr("migration_cpu_s", figures.migration_cpu_s)
+            trial.set_user_attr("events_replayed", figures.events)
+            if self.cpu_budget is not None:
+                value = self.constraint(figures)
+                trial.set_constraint("cpu_budget", value)  # what the sampler and front read
+                trial.set_user_attr("constraint", [value])
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+
+    def constraint(self, figures: Figures) -> float:
+        """Optuna's constraint value (<= 0: feasible): CPU per app second over the budget."""
+        if self.cpu_budget is None:
+            return 0.0
+        if figures.app_time_s <= 0:
+            return 0.0 if figures.migration_cpu_s <= 0 else math.inf
+        return figures.migration_cpu_s / figures.app_time_s - self.cpu_budget
+
+    def objective_fn(self, trial: optuna.Trial) -> float | list[float]:
+        """Optuna's objective: suggest; reuse, screen or replay; record the outcome."""
         self._running = trial._trial_id
         suggested = self.space.suggest(trial)
+        finished = [t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if "app_time_s" in t.user_attrs]
+        key = _key(suggested)
+        for done in finished:
+            if _key(done.params) == key:
+                figures = Figures(done.user_attrs["app_time_s"],
+                                  done.user_attrs["migration_cpu_s"])
+                self._record(trial, "cached", figures, same_as=done.number)
+                return self._result(figures)
+        if self.screening and self.screener.fit(
+                [t.params for t in finished],
+                [Figures(t.user_attrs["app_time_s"], t.user_attrs["migration_cpu_s"])
+                 .values(self.objective) for t in finished]):
+            skip, predicted = self.screener.screens(suggested)
+            trial.set_user_attr("predicted", predicted)
+            if skip:
+                self._record(trial, "screened", self._predicted_figures(predicted))
+                raise optuna.TrialPruned("screened out by the learned model")
         try:
-            value = self.evaluate(self.params(suggested), trial)
-        except optuna.TrialPruned:
-            trial.set_user_attr("outcome", "pruned")
-            raise
+            figures = self.evaluate(self.params(suggested), trial)
         except InputError as exc:
-            trial.set_user_attr("outcome", "failed")
-            trial.set_user_attr("reason", str(exc))
+            self._record(trial, "failed", reason=str(exc))
             raise
-        trial.set_user_attr("outcome", "full")
-        return value
+        self._record(trial, "full", figures)
+        return self._result(figures)
+
+    def _predicted_figures(self, predicted: list[float]) -> Figures:
+        """Figures for a screened candidate (events 0: nothing was replayed)."""
+        if self.objective == "multi":
+            return Figures(predicted[0], predicted[1])
+        if self.objective == "app_time":
+            return Figures(app_time_s=predicted[0])
+        return Figures(migration_cpu_s=predicted[0])
+
+    def _result(self, figures: Figures) -> float | list[float]:
+        values = figures.values(self.objective)
+        return values[0] if len(values) == 1 else values
+
+    def sampler(self, seed: int | None = None) -> optuna.samplers.BaseSampler:
+        """TPE; it reads the trials' constraints (``Trial.set_constraint``) by itself."""
+        return optuna.samplers.TPESampler(seed=seed)
 
     def optimize(self, study: optuna.Study, **kwargs: Any) -> None:
         """``study.optimize`` on this tuner's objective; an invalid candidate fails its trial.
@@ -152,9 +281,8 @@ class Tuner:
         """Mark the trial this process was running as failed, if it is still running."""
         if self._running is not None:
             trial = study._storage.get_trial(self._running)
-            if trial.state == optuna.trial.TrialState.RUNNING:
-                study._storage.set_trial_state_values(self._running,
-                                                      optuna.trial.TrialState.FAIL)
+            if trial.state == TrialState.RUNNING:
+                study._storage.set_trial_state_values(self._running, TrialState.FAIL)
 
     def default_params(self) -> dict[str, Any]:
         """The kernel-default policy's values of the searched parameters that apply to it."""
@@ -168,8 +296,8 @@ class Tuner:
                 if self.space.distributions[name]._contains(
                     self.space.distributions[name].to_internal_repr(value))}
 
-    def baseline(self) -> float:
-        """The objective of the kernel-default policy (default parameters) on the traces."""
+    def baseline(self) -> Figures:
+        """The figures of the kernel-default policy (default parameters) on the traces."""
         return self.evaluate(dict(DEFAULT_POLICY))
 
     def setup(self) -> dict[str, Any]:
@@ -178,7 +306,17 @@ class Tuner:
                 "traces": [f"{_name(t)} ({t.meta.events} events)" for t in self.traces],
                 "fast": str(self.options.fast), "epoch_ns": self.options.epoch_ns,
                 "initial": self.options.initial, "max_events": self.options.max_events,
-                "seed": self.options.seed}
+                "seed": self.options.seed, "cpu_budget": self.cpu_budget}
+
+
+def _key(params: Mapping[str, Any]) -> tuple:
+    """A hashable identity of a candidate's searched values."""
+    return tuple(sorted((name, repr(value)) for name, value in params.items()))
+
+
+def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    """Within every constraint recorded on the trial (a trial without any is feasible)."""
+    return all(value <= 0 for value in trial.constraints.values())
 
 
 def _name(trace: Trace) -> str:
@@ -197,8 +335,8 @@ def open_study(tuner: Tuner, name: str, storage: str = DEFAULT_STORAGE, *,
 
     try:
         study = optuna.create_study(
-            storage=storage, study_name=name, direction="minimize", load_if_exists=True,
-            sampler=sampler, pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=3))
+            storage=storage, study_name=name, directions=tuner.directions, load_if_exists=True,
+            sampler=sampler, pruner=pruner or MarginPruner())
     except (ValueError, ImportError, sqlalchemy.exc.SQLAlchemyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"--storage {storage}: cannot open the study storage: {first}") from None
@@ -216,9 +354,9 @@ def open_study(tuner: Tuner, name: str, storage: str = DEFAULT_STORAGE, *,
                          f"(profile {attrs.get('profile')}), but this run's space is "
                          f"{fingerprint} (profile {tuner.space.profile}); use another --study "
                          "or the same plugins, profile and fixed parameters")
-    if attrs.get("setup") != setup:
-        before = attrs.get("setup") or {}
-        changed = sorted(k for k in setup if before.get(k) != setup[k])
+    before = attrs.get("setup") or {}
+    changed = sorted(k for k in setup if before.get(k) != setup[k])
+    if changed:
         was = ", ".join(str(before.get(k)) for k in changed)
         raise InputError(f"study {name!r} in {storage} was run with another "
                          f"{', '.join(changed)} ({was} instead of "
@@ -226,18 +364,56 @@ def open_study(tuner: Tuner, name: str, storage: str = DEFAULT_STORAGE, *,
     return study
 
 
-def summary(study: optuna.Study, baseline: float) -> dict[str, Any]:
-    """The ``--json`` figures of a study: best, baseline, improvement, trial outcomes."""
+def summary(study: optuna.Study, tuner: Tuner, baseline: Figures) -> dict[str, Any]:
+    """The ``--json`` figures of a study: best, baseline, improvement, outcomes, front.
+
+    The best trial is the best *feasible* complete trial (within the CPU
+    budget, if any); with two objectives it is the point of the feasible
+    Pareto front with the shortest application time, and the whole front is
+    listed. ``replay_equivalents`` is the events replayed over all trials
+    divided by the events of one full evaluation: the work the study cost,
+    in full replays.
+    """
     trials = study.get_trials(deepcopy=False)
     outcomes = {o: sum(1 for t in trials if t.user_attrs.get("outcome") == o) for o in OUTCOMES}
-    try:
-        best = study.best_trial
-    except ValueError:
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
         raise InputError(f"study {study.study_name!r} has no completed trial yet: every trial "
-                         "failed or was pruned (see `reason` of its trials)") from None
-    improvement = 100.0 * (baseline - best.value) / baseline if baseline else 0.0
-    return {"best_value": best.value, "best_params": dict(best.params),
-            "best_trial": best.number, "baseline_value": baseline,
+                         "failed or was pruned (see `reason` of its trials)")
+    feasible = [t for t in complete if _feasible(t)]
+    if not feasible:
+        raise InputError(f"study {study.study_name!r}: no completed trial keeps migration CPU "
+                         f"within the budget of {tuner.cpu_budget:g} s per second of application "
+                         "time; raise --cpu-budget or run more trials")
+    front = _pareto_front(feasible)
+    best = min(front, key=lambda t: tuple(t.values))
+    base = baseline.values(tuner.objective)
+    improvement = 100.0 * (base[0] - best.values[0]) / base[0] if base[0] else 0.0
+    one_pass = sum(t.meta.events or 0 for t in tuner.traces)
+    replayed = sum(t.user_attrs.get("events_replayed", 0.0) for t in trials)
+    data = {"best_value": best.values[0], "best_values": list(best.values),
+            "best_params": dict(best.params), "best_trial": best.number,
+            "baseline_value": base[0], "baseline_values": base,
             "improvement_pct": improvement, "trials": len(trials),
             "replays_full": outcomes["full"], "replays_pruned": outcomes["pruned"],
-            "trials_failed": outcomes["failed"], "screened_out": 0}
+            "replays_cached": outcomes["cached"], "screened_out": outcomes["screened"],
+            "trials_failed": outcomes["failed"],
+            "replay_equivalents": replayed / one_pass if one_pass else 0.0}
+    if len(tuner.directions) > 1:
+        data["pareto_front"] = [{"trial": t.number, "values": list(t.values),
+                                 "params": dict(t.params)}
+                                for t in sorted(front, key=lambda t: tuple(t.values))]
+    if tuner.cpu_budget is not None:
+        data["cpu_budget"] = tuner.cpu_budget
+        data["feasible_trials"] = len(feasible)
+    return data
+
+
+def _pareto_front(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials no other trial dominates (all objectives minimised)."""
+    import numpy as np
+
+    values = np.asarray([t.values for t in trials], dtype=np.float64)
+    dominated = [bool(np.any(np.all(values <= v, axis=1) & np.any(values < v, axis=1)))
+                 for v in values]
+    return [t for t, d in zip(trials, dominated, strict=True) if not d]

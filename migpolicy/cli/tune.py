@@ -49,9 +49,18 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
 @click.option("--timeout", default=None, type=click.FloatRange(min=0, min_open=True),
               metavar="SECONDS", help="Stop starting trials after this many seconds.")
 @click.option("--objective", default="app_time", show_default=True,
-              type=click.Choice(["app_time", "migration_cpu"]),
-              help="Minimise the modelled application time or migration CPU time, summed "
-                   "over the traces.")
+              type=click.Choice(["app_time", "migration_cpu", "multi"]),
+              help="Minimise the modelled application time, the migration CPU time (both "
+                   "summed over the traces), or both at once (multi: a Pareto front).")
+@click.option("--cpu-budget", default=None, type=click.FloatRange(min=0), metavar="RATIO",
+              help="Constraint: migration CPU seconds per second of application time at most "
+                   "RATIO (e.g. 0.05); the best trial is the best within it.")
+@click.option("--screen/--no-screen", default=True, show_default=True,
+              help="Skip candidates a model learned from the finished trials (a random forest) "
+                   "is confident are worse than their median.")
+@click.option("--prefix-steps", default=4, show_default=True, type=click.IntRange(min=1),
+              metavar="K", help="Report each replay's objective to the pruner K times per trace "
+                                "(after 1/K, 2/K ... of it); 1: after each trace only.")
 @click.option("--storage", default=None, metavar="URL",
               help="Optuna storage URL (sqlite:///f.db, postgresql://...) [default: "
                    "sqlite:///migpolicy-studies.db in the working directory].")
@@ -67,15 +76,20 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
 @click.pass_context
 def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
                  policy_file: str | None, param_items: tuple[str, ...], trials: int,
-                 timeout: float | None, objective: str, storage: str | None, study_name: str,
+                 timeout: float | None, objective: str, cpu_budget: float | None, screen: bool,
+                 prefix_steps: int, storage: str | None, study_name: str,
                  seed: int | None, fast: str, epoch: str | None, export_path: str | None,
                  as_json: bool) -> None:
-    """Find the policy that minimises OBJECTIVE on TRACE... with Optuna (TPE).
+    """Find the policy that minimises the objective on TRACE... with Optuna (TPE).
 
     Each trial picks a policy from the space the plugins declare (placement
-    policy and its parameters, engine, workers, batch size ...), replays every
-    trace under it and sums the objective; a median pruner stops a candidate
-    worse than the others after its first traces. The kernel default
+    policy and its parameters, engine, workers, batch size ...) and replays
+    every trace under it, summing the objective. Three things save replays:
+    a median pruner stops a candidate already worse than the others after a
+    quarter of a trace (--prefix-steps), a random forest trained on the
+    finished trials skips candidates it is sure are poor (--screen), and a
+    candidate equal to a finished one reuses its result. Every trial records
+    its outcome: full, pruned, screened, cached or failed. The kernel default
     (numab+watermark, default parameters) is the first trial of a new study and
     the baseline of `improvement_pct`. Trials are stored as they complete:
     run the command again (or after Ctrl-C) to continue the study. Figures
@@ -87,6 +101,7 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
       migpolicy tune phases.mpt --trials 30 --export best.yaml
       migpolicy replay phases.mpt --policy best.yaml
       migpolicy tune a.mpt b.mpt --objective migration_cpu --param engine=mt --json
+      migpolicy tune phases.mpt --objective multi --cpu-budget 0.05 --trials 60
       migpolicy tune phases.mpt --storage sqlite:///runs.db --study cxl --trials 50
     """
     from migpolicy.cli.trace import parse_duration
@@ -111,21 +126,20 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     traces = [open_trace(path, pm) for path in trace_paths]
     options = ReplayOptions(fast=fast, epoch_ns=parse_duration(epoch) if epoch else None)
     tuner = Tuner(pm=pm, hw=hw_name, traces=traces, fixed=fixed, objective=objective,
-                  options=options)
+                  options=options, cpu_budget=cpu_budget, screening=screen,
+                  prefix_steps=prefix_steps, seed=seed or 0)
     baseline = tuner.baseline()
     storage = storage or DEFAULT_STORAGE
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = open_study(tuner, study_name, storage,
-                       sampler=optuna.samplers.TPESampler(seed=seed))
+    study = open_study(tuner, study_name, storage, sampler=tuner.sampler(seed))
     with _progress(trials, not as_json and sys.stderr.isatty()) as tick:
         tuner.optimize(study, n_trials=trials, timeout=timeout,
                        callbacks=[tick] if tick else None)
-    data = {**summary(study, baseline), "objective": objective, "study": study_name,
+    data = {**summary(study, tuner, baseline), "objective": objective, "study": study_name,
             "storage": storage,
-            "notes": ["figures are modelled by the replay (see `migpolicy replay --help`)",
-                      "screened_out is 0: screening by a learned model is not built yet"]}
+            "notes": ["figures are modelled by the replay (see `migpolicy replay --help`)"]}
     if export_path is not None:
         _export(export_path, tuner.params(data["best_params"]))
         data["export"] = export_path
@@ -147,14 +161,30 @@ def _export(path: str, params: dict[str, Any]) -> None:
 
 
 def _print(data: dict[str, Any]) -> None:
-    console.print(f"study {data['study']} ({data['storage']}): {data['trials']} trials, "
+    console.print(f"study {data['study']} ({data['storage']}): {data['trials']} trials: "
                   f"{data['replays_full']} replayed in full, {data['replays_pruned']} pruned, "
-                  f"{data['trials_failed']} failed")
-    console.print(f"baseline (kernel default) {data['objective']}: {data['baseline_value']:.6g}")
-    console.print(f"best (trial {data['best_trial']}): {data['best_value']:.6g} "
-                  f"({data['improvement_pct']:+.1f}% better)")
+                  f"{data['screened_out']} screened out, {data['replays_cached']} cached, "
+                  f"{data['trials_failed']} failed ({data['replay_equivalents']:.1f} full "
+                  "replays of work)")
+    names = ["app_time", "migration_cpu"] if data["objective"] == "multi" else [data["objective"]]
+    values = ", ".join(f"{n} {v:.6g}" for n, v in zip(names, data["baseline_values"],
+                                                        strict=True))
+    console.print(f"baseline (kernel default): {values}")
+    values = ", ".join(f"{n} {v:.6g}" for n, v in zip(names, data["best_values"], strict=True))
+    pct = data["improvement_pct"]
+    console.print(f"best (trial {data['best_trial']}): {values} ({abs(pct):.1f}% "
+                  f"{'better' if pct >= 0 else 'worse'} {names[0]} than the kernel default)")
     for key, value in sorted(data["best_params"].items()):
         console.print(f"  {key}: {value}")
+    if "cpu_budget" in data:
+        console.print(f"CPU budget {data['cpu_budget']:g} s per application second: "
+                      f"{data['feasible_trials']} completed trials within it")
+    if "pareto_front" in data:
+        console.print(f"Pareto front ({len(data['pareto_front'])} trials: app_time s, "
+                      "migration_cpu s):")
+        for point in data["pareto_front"]:
+            console.print(f"  trial {point['trial']}: {point['values'][0]:.6g}, "
+                          f"{point['values'][1]:.6g}")
     if "export" in data:
         console.print(f"best policy: {data['export']}")
-    console.print("figures are modelled; screening by a learned model is not built yet")
+    console.print("figures are modelled by the replay (see `migpolicy replay --help`)")

@@ -15,6 +15,7 @@ from migpolicy.replay.policyfile import DEFAULT_POLICY, load_policy, policy_spec
 from migpolicy.replay.run import (
     DEFAULT_EPOCH_NS,
     SAMPLED_FORMATS,
+    Checkpoint,
     ReplayOptions,
     ReplayResult,
     replay,
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "INITIAL_PLACEMENTS",
     "SAMPLED_FORMATS",
+    "Checkpoint",
     "PageIds",
     "ReplayOptions",
     "ReplayResult",

@@ -221,6 +221,11 @@ class Lane:
         return (self.async_cpu_s + self.policy_cpu_s) * self.load
 
     @property
+    def migration_cpu_s(self) -> float:
+        """CPU time of every migration priced so far, all stages."""
+        return sum(s.cpu_s for s in self.totals.stages.values())
+
+    @property
     def app_time_s(self) -> float:
         """Accesses + synchronous stalls + policy stalls + contention."""
         return self.access_s + self.stall_s + self.policy_stall_s + self.contention_s

@@ -5,8 +5,11 @@
 :class:`ReplayOptions`, and back comes a :class:`ReplayResult` with every
 figure the command prints. :func:`replay_many` replays several contexts on one
 pass over the trace (``--compare``): the epochs are counted once, and each
-policy set keeps its own placement. ``max_events`` replays a prefix (the
-tuner's early stopping); the trace object can be reused for many replays.
+policy set keeps its own placement. ``max_events`` replays a prefix;
+``checkpoints`` report each policy set's figures so far at evenly spaced
+points of the trace's time (the tuner's early stopping: a candidate can be
+stopped after a quarter of the trace without replaying the rest). The trace
+object can be reused for many replays.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from migpolicy.replay.tiers import Tiers, parse_fast
 from migpolicy.traces import Trace
 from migpolicy.units import format_size
 
-__all__ = ["DEFAULT_EPOCH_NS", "SAMPLED_FORMATS", "ReplayOptions", "ReplayResult", "replay",
-           "replay_many"]
+__all__ = ["DEFAULT_EPOCH_NS", "SAMPLED_FORMATS", "Checkpoint", "ReplayOptions", "ReplayResult",
+           "replay", "replay_many"]
 
 #: Epoch when the trace has no natural one: 1 ms (a million records on an untimed trace).
 DEFAULT_EPOCH_NS = 1_000_000
@@ -49,7 +52,10 @@ class ReplayOptions:
     ``scale`` multiplies access weights (accesses per sample of a sampled
     trace). ``window_epochs`` epochs are priced together. ``ids`` (from
     :func:`page_ids`) lets many replays of one trace share the page numbering,
-    which for a non-native trace costs a pass over it.
+    which for a non-native trace costs a pass over it. With ``checkpoints``
+    = k > 1, ``on_checkpoint`` is called k − 1 times, after the epochs that
+    end 1/k, 2/k ... of the trace's time span, with the fraction done and one
+    :class:`Checkpoint` per policy set; it may raise to stop the replay.
     """
 
     fast: str | int | float = "25%"
@@ -60,8 +66,18 @@ class ReplayOptions:
     seed: int = 0
     scale: float = 1.0
     on_chunk: Callable[[np.ndarray], None] | None = None
+    checkpoints: int = 0
+    on_checkpoint: Callable[[float, list[Checkpoint]], None] | None = None
     #: The trace's page ids from :func:`page_ids`, to skip computing them on every call.
     ids: PageIds | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One policy set's figures so far, at a checkpoint (every migration so far priced)."""
+
+    app_time_s: float
+    migration_cpu_s: float
 
 
 @dataclass
@@ -119,6 +135,7 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
     stream = EpochStream(trace, ids, epoch_ns, scale=options.scale,
                          max_events=options.max_events, on_chunk=options.on_chunk,
                          tenant_of=tenant_of)
+    marks = _checkpoint_times(meta, options)
     baseline_s = 0.0
     epochs = 0
     for epoch in stream:
@@ -127,6 +144,12 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
         bounds.add(epoch)
         for lane in lanes:
             lane.step(epoch)
+        while marks and epoch.start_ns + epoch.length_ns >= marks[-1][1]:
+            done = marks.pop()[0]
+            for lane in lanes:
+                lane.flush()
+            options.on_checkpoint(done, [Checkpoint(lane.app_time_s, lane.migration_cpu_s)
+                                         for lane in lanes])
     for lane in lanes:
         lane.flush()
     common = {
@@ -156,6 +179,15 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
     }
     return [ReplayResult({**common, **_lane_dict(lane, stream.accesses, baseline_s)},
                          placement=lane.placement) for lane in lanes]
+
+
+def _checkpoint_times(meta, options: ReplayOptions) -> list[tuple[float, float]]:
+    """(fraction, trace time) of each checkpoint, the first last (popped in order)."""
+    k = options.checkpoints
+    if k < 2 or options.on_checkpoint is None or meta.t_first_ns is None or meta.t_last_ns is None:
+        return []
+    span = meta.t_last_ns - meta.t_first_ns
+    return [(i / k, meta.t_first_ns + span * i / k) for i in range(k - 1, 0, -1)]
 
 
 def _epoch_text(epoch_ns: int, clock: str) -> str:
@@ -202,7 +234,7 @@ def _lane_dict(lane: Lane, accesses: float, baseline_s: float) -> dict[str, Any]
     stages = {name: lane.totals.stages.get(name) for name in STAGES}
     migration = {
         "wall_s": sum(s.wall_s for s in stages.values() if s),
-        "cpu_s": sum(s.cpu_s for s in stages.values() if s),
+        "cpu_s": lane.migration_cpu_s,
         "engine_s": sum(s.engine_s for s in stages.values() if s),
         "sync_wall_s": lane.stall_s,
         "async_cpu_s": lane.async_cpu_s,

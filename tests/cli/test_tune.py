@@ -15,7 +15,9 @@ import sqlalchemy.exc
 import yaml
 
 KEYS = {"best_value", "best_params", "baseline_value", "improvement_pct", "trials",
-        "replays_full", "replays_pruned", "screened_out", "study", "storage"}
+        "replays_full", "replays_pruned", "screened_out", "replays_cached", "trials_failed",
+        "replay_equivalents", "study", "storage"}
+OUTCOMES = ("replays_full", "replays_pruned", "screened_out", "replays_cached", "trials_failed")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,8 @@ def test_tune_json_export_and_replay_round_trip(run_cli, phases, tmp_path):
     data = json.loads(out)
     assert KEYS <= set(data)
     assert data["trials"] == 6 and data["study"] == "rt" and data["storage"] == storage
-    assert data["screened_out"] == 0
+    assert sum(data[k] for k in OUTCOMES) == 6
+    assert 0 < data["replay_equivalents"] <= 6
     assert data["best_value"] <= data["baseline_value"]  # the kernel default is trial 0
     assert data["improvement_pct"] == pytest.approx(
         100 * (data["baseline_value"] - data["best_value"]) / data["baseline_value"])
@@ -102,7 +105,7 @@ def test_ctrl_c_keeps_the_completed_trials(migpolicy_exe, phases, tmp_path):
     study = optuna.load_study(study_name="migpolicy", storage=storage)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) >= 3
-    assert all(t.user_attrs["outcome"] == "full" for t in complete)
+    assert all(t.user_attrs["outcome"] in ("full", "cached") for t in complete)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
 
 
@@ -111,3 +114,19 @@ def test_timeout_stops_starting_trials(run_cli, phases, tmp_path):
                              f"sqlite:///{tmp_path / 's.db'}", "--json", timeout=60)
     assert code == 0, err
     assert 1 <= json.loads(out)["trials"] < 10000
+
+
+def test_two_objectives_under_a_cpu_budget_print_the_front(run_cli, phases, tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    code, out, err = run_cli("tune", phases, "--objective", "multi", "--cpu-budget", "0.5",
+                             "--trials", "6", "--seed", "1", "--epoch", "500us", "--storage",
+                             storage, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    front = [p["values"] for p in data["pareto_front"]]
+    assert data["best_values"] == min(front) and data["cpu_budget"] == 0.5
+    assert all(cpu <= 0.5 * app for app, cpu in front)  # only feasible trials are on it
+    code, out, err = run_cli("tune", phases, "--objective", "multi", "--cpu-budget", "0.5",
+                             "--trials", "1", "--epoch", "500us", "--storage", storage)
+    assert code == 0, err
+    assert "Pareto front" in out and "CPU budget 0.5" in out

@@ -88,6 +88,26 @@ def test_compare_on_one_pass_equals_separate_replays(phases_trace, builtin_pm):
         assert a["events"] == 500_000
 
 
+def test_checkpoints_report_exactly_what_a_prefix_replay_costs(phases_trace, builtin_pm):
+    """The phases trace has one event every 100 ns over 0 .. 399.9999 ms: with 1 ms epochs
+    the checkpoint at 1/4 comes after epoch 99 (the first to end past 99.999975 ms), so it
+    must equal a replay of exactly its first 1 M events; likewise 2 M and 3 M. Reporting
+    prices every pending window early, which must not change the final figures."""
+    trace = open_trace(phases_trace, builtin_pm)
+    ctx = _ctx(builtin_pm, "hist", "watermark")
+    seen = []
+    plain = replay(trace, ctx, ReplayOptions(epoch_ns=1_000_000))
+    checked = replay(trace, ctx, ReplayOptions(epoch_ns=1_000_000, checkpoints=4,
+                                               on_checkpoint=lambda f, p: seen.append((f, p))))
+    assert checked.app_time_s == pytest.approx(plain.app_time_s, rel=1e-12)
+    assert [f for f, _ in seen] == [0.25, 0.5, 0.75]
+    for (fraction, (point,)), events in zip(seen, (1_000_000, 2_000_000, 3_000_000),
+                                            strict=True):
+        prefix = replay(trace, ctx, ReplayOptions(max_events=events, epoch_ns=1_000_000))
+        assert point.app_time_s == pytest.approx(prefix.app_time_s, rel=1e-9), fraction
+        assert point.migration_cpu_s == pytest.approx(prefix["migration"]["cpu_s"], rel=1e-9)
+
+
 def test_a_prefix_replays_only_its_events(zipf_trace, builtin_pm):
     trace = open_trace(zipf_trace, builtin_pm)
     result = replay(trace, _ctx(builtin_pm), ReplayOptions(max_events=12_345))

@@ -32,10 +32,11 @@ def traces(tmp_path_factory, migpolicy_exe) -> list[Path]:
     return paths
 
 
-def make_tuner(paths, objective="app_time", fixed=None) -> Tuner:
+def make_tuner(paths, objective="app_time", fixed=None, **kwargs) -> Tuner:
     pm = get_plugin_manager()
     return Tuner(pm=pm, hw="dram-cxl", traces=[open_trace(p, pm) for p in paths],
-                 fixed=fixed or {}, objective=objective, options=ReplayOptions(epoch_ns=500_000))
+                 fixed=fixed or {}, objective=objective, options=ReplayOptions(epoch_ns=500_000),
+                 **kwargs)
 
 
 def run_study(tuner: Tuner, storage: str, trials: int, name: str = "s", seed: int = 3):
@@ -48,24 +49,28 @@ def run_study(tuner: Tuner, storage: str, trials: int, name: str = "s", seed: in
 def test_best_is_never_worse_than_the_kernel_default(traces, tmp_path, objective):
     tuner = make_tuner(traces, objective)
     study = run_study(tuner, f"sqlite:///{tmp_path / 's.db'}", trials=6)
-    baseline = tuner.baseline()
+    baseline = tuner.baseline().values(objective)[0]
     first = study.trials[0]
     # the first trial is the kernel default: its value is the baseline's, replayed independently
     assert first.params["placement"] == DEFAULT_POLICY["placement"]
     assert first.value == pytest.approx(baseline, rel=1e-12)
-    data = summary(study, baseline)
+    data = summary(study, tuner, tuner.baseline())
     assert data["best_value"] <= baseline
     assert data["improvement_pct"] >= 0
     assert data["trials"] == 6
-    assert data["replays_full"] + data["replays_pruned"] + data["trials_failed"] == 6
-    assert data["screened_out"] == 0
+    assert sum(data[k] for k in ("replays_full", "replays_pruned", "screened_out",
+                                 "replays_cached", "trials_failed")) == 6
 
 
 def test_objective_is_the_sum_over_traces(traces):
     one, two = make_tuner(traces[:1]), make_tuner(traces[1:])
     both = make_tuner(traces)
     policy = {"placement": "hist", "placement.demotion": "none"}
-    assert both.evaluate(policy) == pytest.approx(one.evaluate(policy) + two.evaluate(policy))
+    total = both.evaluate(policy)
+    parts = [one.evaluate(policy), two.evaluate(policy)]
+    assert total.app_time_s == pytest.approx(sum(p.app_time_s for p in parts))
+    assert total.migration_cpu_s == pytest.approx(sum(p.migration_cpu_s for p in parts))
+    assert total.events == 120_000
 
 
 def test_invalid_parameters_fail_the_trial_with_a_reason(traces, tmp_path):
@@ -77,16 +82,16 @@ def test_invalid_parameters_fail_the_trial_with_a_reason(traces, tmp_path):
         assert trial.user_attrs["outcome"] == "failed"
         assert "batch.max_folios" in trial.user_attrs["reason"]
     with pytest.raises(InputError, match="no completed trial"):
-        summary(study, 1.0)
+        summary(study, tuner, tuner.baseline())
 
 
 def test_a_bad_candidate_is_pruned_after_its_first_trace(traces, tmp_path):
-    tuner = make_tuner(traces)
+    tuner = make_tuner(traces, prefix_steps=1)
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}",
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=1))
     good = {"placement": "none", "placement.demotion": "none", "engine": "cpu"}
     study.enqueue_trial(good)
-    study.optimize(lambda t: tuner.evaluate(tuner.params(good), t), n_trials=1)
+    study.optimize(lambda t: tuner.evaluate(tuner.params(good), t).app_time_s, n_trials=1)
     # a candidate whose first trace already costs more than the median stops there
     trial = study.ask()
     with pytest.raises(optuna.TrialPruned):
@@ -147,3 +152,67 @@ def test_ctrl_c_inside_a_storage_write_leaves_no_trial_running(traces, tmp_path)
         tuner.optimize(study, n_trials=5)
     states = [t.state for t in study.trials]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+
+
+def test_a_prefix_is_enough_to_prune_a_bad_candidate(traces, tmp_path):
+    """With 4 reports per trace, a candidate that stalls on every fault (numab, 1-folio batches)
+    is stopped a quarter into its only trace: it replayed about a quarter of the events."""
+    tuner = make_tuner(traces[:1], prefix_steps=4)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1))
+    good = {"placement": "none", "placement.demotion": "none", "engine": "cpu"}
+    study.optimize(lambda t: tuner.evaluate(tuner.params(good), t).app_time_s, n_trials=1)
+    assert sorted(study.trials[0].intermediate_values) == [0, 1, 2]
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned):
+        tuner.evaluate(tuner.params({**good, "placement": "numab", "batch.max_folios": 1,
+                                     "placement.demotion": "watermark"}), trial)
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert frozen.user_attrs["outcome"] == "pruned"
+    assert frozen.user_attrs["events_replayed"] == pytest.approx(15_000)
+    assert list(frozen.intermediate_values) == [0]
+
+
+def test_an_equal_candidate_takes_the_finished_result_without_a_replay(traces, tmp_path):
+    tuner = make_tuner(traces[:1])
+    study = open_study(tuner, "s", f"sqlite:///{tmp_path / 's.db'}")
+    study.enqueue_trial(tuner.default_params())  # the baseline, proposed a second time
+    tuner.optimize(study, n_trials=2)
+    first, second = study.trials
+    assert first.user_attrs["outcome"] == "full"
+    assert second.user_attrs["outcome"] == "cached"
+    assert second.user_attrs["same_as"] == 0
+    assert second.value == first.value
+    assert second.user_attrs["events_replayed"] == 0
+    assert summary(study, tuner, tuner.baseline())["replays_cached"] == 1
+
+
+def test_two_objectives_give_a_front_no_trial_dominates(traces, tmp_path):
+    tuner = make_tuner(traces[:1], objective="multi")
+    study = run_study(tuner, f"sqlite:///{tmp_path / 's.db'}", trials=8)
+    data = summary(study, tuner, tuner.baseline())
+    done = [t.values for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    front = [p["values"] for p in data["pareto_front"]]
+    assert front and all(len(v) == 2 for v in front)
+    for point in front:
+        assert not any(all(a <= b for a, b in zip(other, point, strict=True)) and other != point
+                       for other in done)
+    assert data["best_values"] == min(front)
+    assert data["baseline_values"] == pytest.approx(
+        [tuner.baseline().app_time_s, tuner.baseline().migration_cpu_s])
+
+
+def test_a_cpu_budget_makes_the_best_trial_a_feasible_one(traces, tmp_path):
+    """Budget 0: only a policy that never migrates is feasible; the kernel default is not,
+    though its application time may well be shorter."""
+    tuner = make_tuner(traces[:1], cpu_budget=0.0)
+    study = open_study(tuner, "s", f"sqlite:///{tmp_path / 's.db'}", sampler=tuner.sampler(1))
+    study.enqueue_trial({"placement": "none", "placement.demotion": "none"})
+    tuner.optimize(study, n_trials=4)
+    baseline = study.trials[0]
+    assert baseline.user_attrs["constraint"][0] > 0
+    data = summary(study, tuner, tuner.baseline())
+    best = study.trials[data["best_trial"]]
+    assert best.user_attrs["migration_cpu_s"] == 0
+    assert best.user_attrs["constraint"] == [0.0]
+    assert data["feasible_trials"] >= 1 and data["cpu_budget"] == 0.0

@@ -1,0 +1,108 @@
+"""Screening candidates with a learned model of the objective, before they are replayed.
+
+Once ``min_trials`` candidates were replayed in full, a random forest
+(scikit-learn) learns the objective from their parameters; each new candidate
+is predicted by every tree. A candidate whose *optimistic* prediction (the
+trees' mean minus their spread) is still worse than the ``quantile`` of the
+replayed values by a relative ``margin`` is screened out: its trial ends
+without a replay. With
+several objectives the optimistic point must be dominated by a replayed one.
+The forest's spread is what keeps it honest: where it has seen little, trees
+disagree, the optimistic bound is low and the candidate is replayed.
+
+Parameters are encoded per :class:`~migpolicy.tuning.space.SearchSpace`
+distribution: numbers scaled to [0, 1] (on a log scale where the
+distribution is), choices one-hot, and a parameter that does not apply to a
+candidate (``hist.*`` under ``numab``) as -1, which trees split off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from migpolicy.tuning.space import SearchSpace
+
+__all__ = ["Screener", "encode"]
+
+
+def encode(space: SearchSpace, params: Mapping[str, Any]) -> np.ndarray:
+    """One feature row for ``params`` (missing names: the parameter does not apply)."""
+    row: list[float] = []
+    for name, dist in space.distributions.items():
+        value = params.get(name)
+        if isinstance(dist, CategoricalDistribution):
+            row.extend(float(value == choice) if name in params else 0.0
+                       for choice in dist.choices)
+        elif isinstance(dist, FloatDistribution | IntDistribution):
+            if name not in params:
+                row.append(-1.0)
+                continue
+            low, high, x = float(dist.low), float(dist.high), float(value)
+            if dist.log:
+                low, high, x = math.log(low), math.log(high), math.log(x)
+            row.append((x - low) / (high - low) if high > low else 0.0)
+    return np.asarray(row, dtype=np.float64)
+
+
+class Screener:
+    """A random forest over the fully replayed trials that rejects clearly worse candidates.
+
+    ``quantile`` sets how good a candidate must look to be replayed: its
+    optimistic prediction must not exceed that quantile of the replayed
+    values by more than ``margin`` (single objective). ``spread`` scales the
+    trees' standard deviation in the optimistic bound. A forest of few
+    examples is overconfident (trees that saw the same few points agree), so
+    the margin matters most early; ``min_trials`` full replays come first.
+    """
+
+    def __init__(self, space: SearchSpace, *, min_trials: int = 10, quantile: float = 0.5,
+                 margin: float = 0.05, spread: float = 1.0, seed: int = 0) -> None:
+        self.space, self.min_trials, self.quantile = space, min_trials, quantile
+        self.margin = margin
+        self.spread, self.seed = spread, seed
+        self._model = None
+        self._values = np.empty((0, 1))
+        self._fitted_on = -1
+
+    def fit(self, params: Sequence[Mapping[str, Any]], values: Sequence[Sequence[float]]) -> bool:
+        """Learn from replayed candidates; ``False`` while there are too few to screen."""
+        if len(params) < self.min_trials:
+            self._model = None
+            return False
+        if len(params) == self._fitted_on:
+            return self._model is not None
+        from sklearn.ensemble import RandomForestRegressor
+
+        x = np.stack([encode(self.space, p) for p in params])
+        y = np.asarray(values, dtype=np.float64)
+        self._model = RandomForestRegressor(n_estimators=48, min_samples_leaf=1,
+                                            random_state=self.seed, n_jobs=1)
+        self._model.fit(x, y[:, 0] if y.shape[1] == 1 else y)
+        self._values, self._fitted_on = y, len(params)
+        return True
+
+    def predict(self, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and spread (standard deviation over the trees) of each objective."""
+        if self._model is None:
+            raise RuntimeError("the screener has not been fitted")
+        x = encode(self.space, params)[None, :]
+        trees = np.stack([tree.predict(x)[0] for tree in self._model.estimators_])
+        trees = trees.reshape(len(trees), -1)
+        return trees.mean(axis=0), trees.std(axis=0)
+
+    def screens(self, params: Mapping[str, Any]) -> tuple[bool, list[float]]:
+        """Whether to skip the replay of ``params``, and the predicted objective values."""
+        mean, std = self.predict(params)
+        optimistic = mean - self.spread * std
+        if self._values.shape[1] == 1:
+            threshold = np.quantile(self._values[:, 0], self.quantile) * (1 + self.margin)
+            return bool(optimistic[0] > threshold), mean.tolist()
+        bound = optimistic / (1 + self.margin)
+        dominated = np.any(np.all(self._values <= bound, axis=1)
+                           & np.any(self._values < bound, axis=1))
+        return bool(dominated), mean.tolist()
