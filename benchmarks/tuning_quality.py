@@ -2,10 +2,13 @@
 
 For each generated trace (``phases``: a hot set moving between phases;
 ``zipf``: a fixed zipf hot set; ``tenants``: three tenants with zipf, scan and
-GUPS patterns; 150,000 events over 4,096 pages, one access per microsecond,
-so ~150 epochs of 1 ms) and each hardware profile with a fast and a slow tier
-(``dram-cxl``: DRAM + CXL expander; ``gh200``: LPDDR5X + HBM3), with the
-fast tier sized to 25% of the footprint:
+GUPS patterns; 100,000 events over 1,024 pages, one access per microsecond,
+so 100 epochs of 1 ms; written once to a native file) and each hardware
+profile with a fast and a slow tier (``dram-cxl``: DRAM + CXL expander;
+``gh200``: LPDDR5X + HBM3), with the fast tier sized to 25% of the footprint
+and a quarter of the CPUs busy with other work (``system.load`` 0.25, so
+asynchronous migration takes CPU time from the program and the copy engine
+matters):
 
 1. **Grid**: every combination of placement policy (``none``, ``numab``,
    ``hist``, ``damos``) with one or two key constants each, demotion
@@ -81,15 +84,16 @@ from migpolicy.hookspecs import hookimpl
 from migpolicy.plugin_manager import get_plugin_manager
 from migpolicy.registries import declared_parameters
 from migpolicy.replay import ReplayOptions
-from migpolicy.traces import generated_trace, trace_generators
+from migpolicy.traces import Trace, generated_trace, open_trace, trace_generators, write_native
 from migpolicy.tuning.study import Tuner, open_study
 
-#: Traces: generator → its options; every one 150,000 events over 4,096 pages, 1 us apart.
+#: Traces: generator → its options; every one 100,000 events over 1,024 pages, 1 us apart.
 TRACES = {"phases": {}, "zipf": {}, "tenants": {}}
-EVENTS, PAGES, INTERVAL_NS, TRACE_SEED = 150_000, 4096, 1000, 1
+EVENTS, PAGES, INTERVAL_NS, TRACE_SEED = 100_000, 1024, 1000, 1
 PROFILES = ("dram-cxl", "gh200")
-#: Half the CPUs busy with other work: asynchronous migration takes CPU time from the program.
-SYSTEM_LOAD = 0.5
+#: A quarter of the CPUs busy with other work: asynchronous migration takes CPU time from the
+#: program (with idle CPUs it is free, and engine, workers and batch size would not matter).
+SYSTEM_LOAD = 0.25
 OPTIONS = ReplayOptions(fast="25%", epoch_ns=1_000_000)
 #: How close to the grid optimum counts as reached.
 TOLERANCE = 0.02
@@ -101,6 +105,8 @@ ARMS = {
     "tpe+model+pruning": ({}, False),
 }
 MODEL = "tpe+model+pruning"
+#: The entries of ``Tuner.setup()`` a grid value depends on (not the trace's temporary path).
+REPLAY_SETUP = ("objective", "fast", "epoch_ns", "initial", "max_events", "seed")
 
 
 @dataclass(frozen=True)
@@ -223,7 +229,8 @@ def section_name(trace_name: str, tuner: Tuner) -> str:
     """What a cached grid value depends on: trace, profile, plugins, fixed values, options."""
     setup = {"trace": [trace_name, EVENTS, PAGES, INTERVAL_NS, TRACE_SEED],
              "profile": tuner.space.profile, "plugins": tuner.space.plugins,
-             "fixed": sorted(tuner.space.fixed.items(), key=str), "setup": tuner.setup()}
+             "fixed": sorted(tuner.space.fixed.items(), key=str),
+             "options": {k: v for k, v in tuner.setup().items() if k in REPLAY_SETUP}}
     digest = hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode())
     return f"{trace_name}/{tuner.space.profile}/{digest.hexdigest()[:12]}"
 
@@ -234,7 +241,7 @@ def evaluate_grid(tuner: Tuner, points: list[dict], cache: Cache, name: str,
     values = cache.section(name)
     if values:  # the cache holds this combination: check it still replays to the same value
         best = min(values, key=values.get)
-        again = tuner.evaluate(tuner.params(json.loads(best)))
+        again = tuner.evaluate(tuner.params(json.loads(best))).app_time_s
         if not math.isclose(again, values[best], rel_tol=1e-9):
             progress.console.print(f"{label}: cached grid is stale (optimum replays to "
                                    f"{again:.6g}, cached {values[best]:.6g}); replaying again")
@@ -245,7 +252,7 @@ def evaluate_grid(tuner: Tuner, points: list[dict], cache: Cache, name: str,
     last_save = time.monotonic()
     for point in todo:
         try:
-            values[_key(point)] = tuner.evaluate(tuner.params(point))
+            values[_key(point)] = tuner.evaluate(tuner.params(point)).app_time_s
         except InputError:
             values[_key(point)] = math.inf
         progress.advance(task)
@@ -261,9 +268,9 @@ def run_arm(trace, hw: str, grid: Grid, arm: str, seed: int, target: float,
             budget: int) -> dict[str, Any]:
     """One tuner run: full replays and replay-equivalents until within ``target``."""
     kwargs, no_pruner = ARMS[arm]
-    tuner = make_tuner(trace, hw, grid, **kwargs)
+    tuner = make_tuner(trace, hw, grid, seed=seed, **kwargs)
     sampler = (optuna.samplers.RandomSampler(seed=seed) if arm == "random"
-               else optuna.samplers.TPESampler(seed=seed))
+               else tuner.sampler(seed))
     study = open_study(tuner, f"{arm}-{seed}", None, sampler=sampler,
                        pruner=optuna.pruners.NopPruner() if no_pruner else None)
     events = trace.meta.events
@@ -300,12 +307,20 @@ def _fmt(value: float, budget: int) -> str:
     return f"not reached in {budget}" if math.isinf(value) else f"{value:g}"
 
 
-def run_combo(trace_name: str, hw: str, grid: Grid, arms: list[str], seeds: int,
+def write_trace(name: str, directory: Path) -> Trace:
+    """Generate trace ``name`` into a native file in ``directory`` and open it."""
+    pm = get_plugin_manager(entry_points=False)
+    trace = generated_trace(trace_generators(pm)[name], EVENTS, PAGES, TRACE_SEED,
+                            {**TRACES[name], "interval_ns": INTERVAL_NS})
+    path = directory / f"{name}.mpt"
+    with open(path, "wb") as handle:
+        write_native(trace, handle)
+    return open_trace(path, pm)
+
+
+def run_combo(trace_name: str, trace: Trace, hw: str, grid: Grid, arms: list[str], seeds: int,
               budget_fraction: float, cache: Cache, progress: Progress) -> dict[str, Any]:
     """Grid optimum and the runs of ``arms`` on one trace x profile."""
-    pm = get_plugin_manager(entry_points=False)
-    trace = generated_trace(trace_generators(pm)[trace_name], EVENTS, PAGES, TRACE_SEED,
-                            {**TRACES[trace_name], "interval_ns": INTERVAL_NS})
     label = f"{trace_name} x {hw}"
     tuner = make_tuner(trace, hw, grid)
     points = list(grid.points())
@@ -319,7 +334,7 @@ def run_combo(trace_name: str, hw: str, grid: Grid, arms: list[str], seeds: int,
              "grid_optimum": optimum, "grid_optimum_params": json.loads(best_key),
              "within_tolerance": sum(v <= target for v in values.values()),
              "refused": sum(math.isinf(v) for v in values.values()),
-             "baseline": tuner.baseline(), "arms": {}}
+             "baseline": tuner.baseline().app_time_s, "arms": {}}
     task = progress.add_task(f"tuner {label}", total=len(arms) * seeds)
     for arm in arms:
         runs = []
@@ -412,8 +427,10 @@ def main() -> None:
     start = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as progress:
-        combos = [run_combo(t, hw, grid, arms, seeds, args.budget, cache, progress)
+    with (Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as progress,
+          tempfile.TemporaryDirectory() as tmp):
+        opened = {name: write_trace(name, Path(tmp)) for name in traces}
+        combos = [run_combo(t, opened[t], hw, grid, arms, seeds, args.budget, cache, progress)
                   for t in traces for hw in profiles]
     if args.json:
         print(json.dumps(_jsonable({
