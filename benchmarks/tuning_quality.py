@@ -35,7 +35,10 @@ reached" when the median run did not get there), the same in
 the trace's events; screened-out candidates cost no replay), the median as a
 fraction of the grid's size, and the ratio plain TPE / TPE + model + pruning.
 Targets (issue 10): the model+pruning arm within 5% of the grid's
-evaluations, and at least halving plain TPE's full replays.
+evaluations, and at least halving plain TPE's full replays. ``--audit``
+replays every screened-out and pruned candidate in full after its run and
+counts those that were within 2% of the optimum: the decisions that cost a
+run its answer.
 
 **Fairness.** The tuner searches the region the grid spans, not the whole
 declared space: the same parameters are fixed (``Tuner(fixed=...)``), the
@@ -54,6 +57,7 @@ figures, see ``migpolicy hw show``); the counts of replays do not depend on
 this machine's speed.
 
     python benchmarks/tuning_quality.py [--seeds 5] [--budget 0.1] [--cache PATH] [--json]
+    python benchmarks/tuning_quality.py --trace zipf --hw dram-cxl --arm tpe+model+pruning --audit
     python benchmarks/tuning_quality.py --quick     # 1 trace x 1 profile, small grid, 2 seeds
 """
 
@@ -265,8 +269,13 @@ def evaluate_grid(tuner: Tuner, points: list[dict], cache: Cache, name: str,
 
 
 def run_arm(trace, hw: str, grid: Grid, arm: str, seed: int, target: float,
-            budget: int) -> dict[str, Any]:
-    """One tuner run: full replays and replay-equivalents until within ``target``."""
+            budget: int, audit: bool = False) -> dict[str, Any]:
+    """One tuner run: full replays and replay-equivalents until within ``target``.
+
+    ``audit`` replays every screened-out and pruned candidate in full afterwards
+    and counts those that were within ``target``: the decisions that cost the
+    run its answer.
+    """
     kwargs, no_pruner = ARMS[arm]
     tuner = make_tuner(trace, hw, grid, seed=seed, **kwargs)
     sampler = (optuna.samplers.RandomSampler(seed=seed) if arm == "random"
@@ -275,13 +284,15 @@ def run_arm(trace, hw: str, grid: Grid, arm: str, seed: int, target: float,
                        pruner=optuna.pruners.NopPruner() if no_pruner else None)
     events = trace.meta.events
     state = {"full": 0, "replayed": 0, "trials": 0, "reached": None, "best": math.inf,
-             "outcomes": {}}
+             "outcomes": {}, "skipped": []}
 
     def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         outcome = trial.user_attrs.get("outcome", "?")
         state["trials"] += 1
         state["outcomes"][outcome] = state["outcomes"].get(outcome, 0) + 1
         state["full"] += outcome == "full"
+        if outcome in ("screened", "pruned"):
+            state["skipped"].append((outcome, trial.params))
         state["replayed"] += trial.user_attrs.get(
             "events_replayed", events if outcome == "full" else 0)
         if trial.state == optuna.trial.TrialState.COMPLETE and outcome == "full":
@@ -294,9 +305,15 @@ def run_arm(trace, hw: str, grid: Grid, arm: str, seed: int, target: float,
     # screened-out and cached trials cost no replay; cap them too, so a run always ends
     tuner.optimize(study, n_trials=20 * budget, callbacks=[after])
     full, equiv = state["reached"] or (math.inf, math.inf)
-    return {"seed": seed, "full": full, "equiv": equiv, "best": state["best"],
-            "trials": state["trials"], "full_replays": state["full"],
-            "outcomes": state["outcomes"]}
+    run = {"seed": seed, "full": full, "equiv": equiv, "best": state["best"],
+           "trials": state["trials"], "full_replays": state["full"],
+           "outcomes": state["outcomes"]}
+    if audit:
+        run["skipped_within_target"] = {"screened": 0, "pruned": 0}
+        for outcome, params in state["skipped"]:
+            value = tuner.evaluate(tuner.params(params)).app_time_s
+            run["skipped_within_target"][outcome] += value <= target
+    return run
 
 
 def _median(values: list[float]) -> float:
@@ -319,7 +336,8 @@ def write_trace(name: str, directory: Path) -> Trace:
 
 
 def run_combo(trace_name: str, trace: Trace, hw: str, grid: Grid, arms: list[str], seeds: int,
-              budget_fraction: float, cache: Cache, progress: Progress) -> dict[str, Any]:
+              budget_fraction: float, cache: Cache, progress: Progress,
+              audit: bool = False) -> dict[str, Any]:
     """Grid optimum and the runs of ``arms`` on one trace x profile."""
     label = f"{trace_name} x {hw}"
     tuner = make_tuner(trace, hw, grid)
@@ -339,7 +357,7 @@ def run_combo(trace_name: str, trace: Trace, hw: str, grid: Grid, arms: list[str
     for arm in arms:
         runs = []
         for seed in range(seeds):
-            runs.append(run_arm(trace, hw, grid, arm, seed, target, budget))
+            runs.append(run_arm(trace, hw, grid, arm, seed, target, budget, audit))
             progress.advance(task)
         full, equiv = _median([r["full"] for r in runs]), _median([r["equiv"] for r in runs])
         combo["arms"][arm] = {"median_full": full, "median_equiv": equiv,
@@ -373,6 +391,13 @@ def print_table(combos: list[dict], seeds: int) -> None:
             print(f"  {arm:<18} full {_fmt(a['median_full'], c['budget']):>18}{vs:<20} "
                   f"equiv {_fmt(round(a['median_equiv'], 1), c['budget']):>18}  "
                   f"(seeds: {per_seed})")
+            if any("skipped_within_target" in r for r in a["runs"]):
+                wrong = {k: sum(r["skipped_within_target"][k] for r in a["runs"])
+                         for k in ("screened", "pruned")}
+                total = {k: sum(r["outcomes"].get(k, 0) for r in a["runs"]) for k in wrong}
+                print(f"  {'':<18} audit: {wrong['screened']} of {total['screened']} screened "
+                      f"and {wrong['pruned']} of {total['pruned']} pruned candidates were within "
+                      f"{TOLERANCE:.0%} of the grid optimum")
         if "tpe_vs_model_full" in c:
             print(f"  plain TPE / model+pruning (full replays): {c['tpe_vs_model_full']:.2f}x "
                   f"(target >= {TARGET_RATIO:g}x)")
@@ -404,6 +429,9 @@ def main() -> None:
                         help="most full replays per run, as a fraction of the grid size")
     parser.add_argument("--arm", action="append", choices=list(ARMS),
                         help="only this arm (repeatable)")
+    parser.add_argument("--audit", action="store_true",
+                        help="replay every screened-out and pruned candidate in full afterwards "
+                        "and count those within 2%% of the grid optimum")
     parser.add_argument("--grid-only", action="store_true",
                         help="only replay the grids (fills the cache) and print their optima")
     parser.add_argument("--trace", action="append", choices=list(TRACES),
@@ -430,7 +458,8 @@ def main() -> None:
     with (Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as progress,
           tempfile.TemporaryDirectory() as tmp):
         opened = {name: write_trace(name, Path(tmp)) for name in traces}
-        combos = [run_combo(t, opened[t], hw, grid, arms, seeds, args.budget, cache, progress)
+        combos = [run_combo(t, opened[t], hw, grid, arms, seeds, args.budget, cache, progress,
+                            args.audit)
                   for t in traces for hw in profiles]
     if args.json:
         print(json.dumps(_jsonable({
