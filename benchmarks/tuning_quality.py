@@ -308,11 +308,13 @@ def run_arm(trace, hw: str, grid: Grid, arm: str, seed: int, target: float,
     run = {"seed": seed, "full": full, "equiv": equiv, "best": state["best"],
            "trials": state["trials"], "full_replays": state["full"],
            "outcomes": state["outcomes"]}
-    if audit:
+    if audit:  # per outcome: skipped candidates within target, and better than the run's best
         run["skipped_within_target"] = {"screened": 0, "pruned": 0}
+        run["skipped_better_than_best"] = {"screened": 0, "pruned": 0}
         for outcome, params in state["skipped"]:
             value = tuner.evaluate(tuner.params(params)).app_time_s
             run["skipped_within_target"][outcome] += value <= target
+            run["skipped_better_than_best"][outcome] += value < state["best"]
     return run
 
 
@@ -395,9 +397,12 @@ def print_table(combos: list[dict], seeds: int) -> None:
                 wrong = {k: sum(r["skipped_within_target"][k] for r in a["runs"])
                          for k in ("screened", "pruned")}
                 total = {k: sum(r["outcomes"].get(k, 0) for r in a["runs"]) for k in wrong}
+                better = {k: sum(r["skipped_better_than_best"][k] for r in a["runs"])
+                          for k in wrong}
                 print(f"  {'':<18} audit: {wrong['screened']} of {total['screened']} screened "
                       f"and {wrong['pruned']} of {total['pruned']} pruned candidates were within "
-                      f"{TOLERANCE:.0%} of the grid optimum")
+                      f"{TOLERANCE:.0%} of the grid optimum; {better['screened']} and "
+                      f"{better['pruned']} better than their run's best")
         if "tpe_vs_model_full" in c:
             print(f"  plain TPE / model+pruning (full replays): {c['tpe_vs_model_full']:.2f}x "
                   f"(target >= {TARGET_RATIO:g}x)")
