@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import CopyEngine, Parameter, hookimpl, worker_parameter
+from migpolicy.contract import (
+    CopyEngine,
+    NoKernelEquivalent,
+    Parameter,
+    hookimpl,
+    worker_parameter,
+)
 from migpolicy.hardware.model import soft_min
 
 from ._pricing import batch_nodes, cost_rows, ns
@@ -95,3 +101,14 @@ def migpolicy_copy(batches, engine, hw, params):
     if engine != NAME or not hw.has("engines.gpu"):
         return None
     return price_gpu(batches, hw, params, batches.workers)
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    out = [NoKernelEquivalent(("gpu.pinned",), "describes the source memory, not a setting")]
+    if params["engine"] not in (NAME, "auto"):
+        return out
+    keys = ("gpu.streams",) + (("engine",) if params["engine"] == NAME else ())
+    return [*out, NoKernelEquivalent(keys, "the RFC series' published offload drives CPU "
+                                     "threads and a DMA engine (AMD PTDMA); it has no "
+                                     "setting for GPU copy engines")]
