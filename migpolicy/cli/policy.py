@@ -98,7 +98,7 @@ def _print(result: Any, params: dict[str, Any], data: dict[str, Any]) -> None:
     for mechanism, rows in result.by_mechanism().items():
         console.print(f"\n[bold]{escape(MECHANISMS[mechanism])}[/]")
         for row in rows:
-            origin = ", ".join(f"{key}={params.get(key)}" for key in row.from_params)
+            origin = ", ".join(f"{key}={_fmt(params.get(key))}" for key in row.from_params)
             if mechanism in _COMMAND:
                 line = _COMMAND[mechanism](row)
             else:
@@ -118,5 +118,10 @@ def _print(result: Any, params: dict[str, Any], data: dict[str, Any]) -> None:
     if data["no_kernel_equivalent"]:
         console.print("\n[bold]no kernel equivalent[/]")
         for key, entry in data["no_kernel_equivalent"].items():
-            console.print(f"  {escape(key)}={escape(str(entry['value']))}: "
+            console.print(f"  {escape(key)}={escape(_fmt(entry['value']))}: "
                           f"{escape(entry['reason'])}")
+
+
+def _fmt(value: Any) -> str:
+    """A parameter value as a person writes it (``256``, not ``256.0``)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
