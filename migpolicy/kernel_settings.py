@@ -174,9 +174,7 @@ def damo_document(settings: Sequence[KernelSetting]) -> dict[str, Any]:
 
 def _child(node: Any, key: str, empty: Any, setting: KernelSetting) -> Any:
     if isinstance(node, list):
-        index = int(key)
-        while len(node) <= index:
-            node.append(None)
+        index = _slot(node, key)
         if node[index] is None:
             node[index] = empty
         child = node[index]
@@ -190,11 +188,15 @@ def _child(node: Any, key: str, empty: Any, setting: KernelSetting) -> Any:
 
 def _put(node: Any, key: str, value: Any, setting: KernelSetting) -> None:
     if isinstance(node, list):
-        index = int(key)
-        while len(node) <= index:
-            node.append(None)
-        node[index] = value
+        node[_slot(node, key)] = value
     elif key in node:
         raise PluginError(f"damo setting {setting.name} is set twice")
     else:
         node[key] = value
+
+
+def _slot(node: list, key: str) -> int:
+    """The index ``key`` names in ``node``, which grows to hold it."""
+    index = int(key)
+    node.extend([None] * (index + 1 - len(node)))
+    return index

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import CopyEngine, NoKernelEquivalent, hookimpl, worker_parameter
+from migpolicy.contract import CopyEngine, hookimpl, worker_parameter
 from migpolicy.hardware.model import link_gbps, soft_min
 
+from ._kernel import no_offload
 from ._pricing import batch_nodes, cost_rows, ns
 
 NAME = "dsa"
@@ -85,9 +86,4 @@ def migpolicy_copy(batches, engine, hw, params):
 
 @hookimpl
 def migpolicy_kernel_settings(params):
-    if params["engine"] not in (NAME, "auto"):
-        return None
-    keys = ("dsa.engines",) + (("engine",) if params["engine"] == NAME else ())
-    return (NoKernelEquivalent(keys, "the RFC series' published offload drives CPU "
-                                 "threads and a DMA engine (AMD PTDMA); it has no setting "
-                                 "for Intel DSA"),)
+    return no_offload(params, NAME, "dsa.engines", "Intel DSA")

@@ -21,6 +21,7 @@ from migpolicy.contract import (
 )
 from migpolicy.hardware.model import soft_min
 
+from ._kernel import no_offload
 from ._pricing import batch_nodes, cost_rows, ns
 
 NAME = "gpu"
@@ -105,10 +106,5 @@ def migpolicy_copy(batches, engine, hw, params):
 
 @hookimpl
 def migpolicy_kernel_settings(params):
-    out = [NoKernelEquivalent(("gpu.pinned",), "describes the source memory, not a setting")]
-    if params["engine"] not in (NAME, "auto"):
-        return out
-    keys = ("gpu.streams",) + (("engine",) if params["engine"] == NAME else ())
-    return [*out, NoKernelEquivalent(keys, "the RFC series' published offload drives CPU "
-                                     "threads and a DMA engine (AMD PTDMA); it has no "
-                                     "setting for GPU copy engines")]
+    pinned = NoKernelEquivalent(("gpu.pinned",), "describes the source memory, not a setting")
+    return (pinned, *(no_offload(params, NAME, "gpu.streams", "GPU copy engines") or ()))

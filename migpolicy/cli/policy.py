@@ -56,6 +56,7 @@ def kernel_command(ctx: click.Context, policy_file: str, hw_name: str, damos_out
       migpolicy policy kernel best.yaml --json | jq .no_kernel_equivalent
     """
     from migpolicy.context import build_context
+    from migpolicy.errors import InputError
     from migpolicy.files import atomic_write_text, check_output
     from migpolicy.kernel_settings import kernel_settings
     from migpolicy.plugin_manager import get_plugin_manager
@@ -68,6 +69,10 @@ def kernel_command(ctx: click.Context, policy_file: str, hw_name: str, damos_out
     if damos_out is not None:
         check_output(damos_out, "DAMOS JSON")
     run = build_context(pm=pm, hw=hw_name, params={**DEFAULT_POLICY, **given})
+    if len(run.hw.nodes) < 2:
+        raise InputError(f"--hw {hw_name}: profile {run.hw.name} has one node; the kernel "
+                         "settings of tiered memory need a fast and a slow node (try --hw "
+                         "dram-cxl)")
     result = kernel_settings(pm, run.params, run.hw, list(given), declared)
     data = result.as_dict()
     data["no_kernel_equivalent"] = {key: {"value": run.params[key], "reason": reason}

@@ -112,6 +112,14 @@ def test_a_plugin_that_raises_is_one_sentence(migpolicy_exe, tmp_path):
         proc.stderr
 
 
+def test_a_profile_with_one_node_is_refused(run_cli, tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("placement: numab\n")
+    code, out, err = run_cli("policy", "kernel", path, "--hw", "local")
+    assert code == 1 and not out
+    assert "--hw local: profile local has one node" in err
+
+
 def test_help_teaches_with_examples(run_cli):
     code, out, _ = run_cli("policy", "kernel", "--help")
     assert code == 0 and "migpolicy policy kernel best.yaml" in out and "--damos-out" in out
