@@ -10,6 +10,7 @@ arguments and answers are the types here:
   completed), :class:`BatchPlan`, :class:`Reason`;
 * stage answers: :class:`IsolateResult`, :data:`Accounting`, and the
   :data:`Quote` a batch plugin may call to price engines;
+* kernel settings: :class:`KernelSetting` and :class:`NoKernelEquivalent`;
 * registrations: :class:`CopyEngine`, :class:`Parameter`,
   :class:`PlacementPolicyInfo` with :class:`PlacementPolicy`,
   :class:`Epoch` and :class:`PlacementView`;
@@ -45,6 +46,7 @@ from migpolicy.folios import (
 )
 from migpolicy.hardware.profile import Profile
 from migpolicy.hookspecs import hookimpl
+from migpolicy.kernel_settings import KernelSetting, NoKernelEquivalent
 from migpolicy.params import Parameter, worker_parameter
 from migpolicy.placement import (
     Epoch,
@@ -94,6 +96,8 @@ __all__ = [
     "Executor",
     "InputError",
     "IsolateResult",
+    "KernelSetting",
+    "NoKernelEquivalent",
     "Parameter",
     "PlacementPolicy",
     "PlacementPolicyInfo",

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
         CopyEngine,
         CostTotals,
         IsolateResult,
+        KernelSetting,
+        NoKernelEquivalent,
         Parameter,
         PlacementPolicyInfo,
         Profile,
@@ -271,4 +273,28 @@ def migpolicy_search_space(
 
     Optional: the space exists without it. Called once when the space is
     built, before any trial; widening a range is a plugin error.
+    """
+
+
+@hookspec
+def migpolicy_kernel_settings(
+    params: Mapping[str, Any], hw: Profile
+) -> Sequence[KernelSetting | NoKernelEquivalent] | None:
+    """Translate this plugin's parameters into settings of the real kernel mechanisms.
+
+    :param params: resolved policy parameters (a tuned policy's values, defaults
+        filled in); a plugin maps only the parameters it declares, and only
+        those in effect (its ``when`` conditions hold).
+    :param hw: the hardware profile of the machine the settings are for (node
+        sizes and ids, for values that need converting).
+    :returns: :class:`migpolicy.contract.KernelSetting` objects (a sysctl,
+        debugfs or sysfs knob, a field of the DAMOS kdamonds JSON, a copy-offload
+        setting of the RFC series, a compile-time constant), each naming the
+        parameters it comes from and how a value was converted, and
+        :class:`migpolicy.contract.NoKernelEquivalent` objects for parameters
+        without one, with the reason; or ``None``.
+
+    Optional: a parameter no plugin maps is listed as having no kernel
+    equivalent. Called once by ``migpolicy policy kernel``; the union of all
+    answers is printed, and two plugins setting one knob is a plugin error.
     """

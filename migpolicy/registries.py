@@ -23,9 +23,13 @@ __all__ = ["collect", "copy_engines", "declared_parameters", "placement_policies
 T = TypeVar("T")
 
 
-def collect(pm: pluggy.PluginManager, hook: str, kind: type[T], what: str,
-             key: Callable[[T], str]) -> dict[str, T]:
-    """Every item the plugins answer ``hook`` with, by name; each answer checked."""
+def collect(pm: pluggy.PluginManager, hook: str, kind: type[T] | tuple[type, ...], what: str,
+             key: Callable[[T], str], **kwargs: Any) -> dict[str, T]:
+    """Every item the plugins answer ``hook`` (called with ``kwargs``) with, by name; each checked.
+
+    ``kind`` is the type of the items, or a tuple of the types allowed.
+    """
+    expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
     impls = [impl for impl in getattr(pm.hook, hook).get_hookimpls()  # registration order
              if not (impl.hookwrapper or impl.wrapper)]
     plugins = [impl.plugin for impl in impls]
@@ -35,7 +39,7 @@ def collect(pm: pluggy.PluginManager, hook: str, kind: type[T], what: str,
         # one plugin's answer at a time, through pluggy (so MIGPOLICY_TRACE_HOOKS logs it)
         alone = pm.subset_hook_caller(hook, [p for p in plugins if p is not impl.plugin])
         try:
-            answers = alone()
+            answers = alone(**kwargs)
         except Exception as exc:
             raise PluginError(f"plugin {impl.plugin_name!r} raised {type(exc).__name__} in "
                               f"hook {hook}: {exc}") from exc
@@ -44,11 +48,11 @@ def collect(pm: pluggy.PluginManager, hook: str, kind: type[T], what: str,
             continue
         if isinstance(answer, str | bytes) or not hasattr(answer, "__iter__"):
             raise PluginError(f"plugin {impl.plugin_name!r} answered {hook} with "
-                              f"{type(answer).__name__}; expected a sequence of {kind.__name__}")
+                              f"{type(answer).__name__}; expected a sequence of {expected}")
         for item in answer:
             if not isinstance(item, kind):
                 raise PluginError(f"plugin {impl.plugin_name!r} answered {hook} with a "
-                                  f"{type(item).__name__}; expected {kind.__name__} objects")
+                                  f"{type(item).__name__}; expected {expected} objects")
             name = key(item)
             if name in out:
                 raise PluginError(f"plugins {owner[name]!r} and {impl.plugin_name!r} both "

@@ -14,7 +14,7 @@ Offload-engine time (DMA, GPU) is reported as ``engine_s``, never as CPU time.
 
 from __future__ import annotations
 
-from migpolicy.contract import Parameter, hookimpl
+from migpolicy.contract import NoKernelEquivalent, Parameter, hookimpl
 
 POLICIES = ("initiator", "kthread", "split")
 
@@ -52,3 +52,10 @@ def migpolicy_account(owned, initiator, params):
         kthread = charges.setdefault("kthread", {"cpu_s": 0.0, "wall_s": 0.0, "engine_s": 0.0})
         kthread["cpu_s"] += total_worker
     return charges
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    return (NoKernelEquivalent(("account.policy",),
+                               "who pays for a migration is an open question of the RFC "
+                               "series; the kernel has no setting for it"),)

@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-from migpolicy.contract import ASYNC_REASONS, Parameter, hookimpl
+from migpolicy.contract import ASYNC_REASONS, NoKernelEquivalent, Parameter, hookimpl
 
 NAME = "auto"
 _ONLY_AUTO = {"engine": (NAME,)}
@@ -89,3 +89,13 @@ def migpolicy_batch(folios, hw, params, engines, quote):
         engine[better] = names.index(name)
         workers[better] = count
     return dataclasses.replace(plan, engines=names, engine=engine, workers=workers)
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    if params["engine"] != NAME:
+        return None
+    return (NoKernelEquivalent(("engine", "auto.cpu_weight", "auto.async_cpu_weight"),
+                               "the kernel has no per-batch choice of copy engine by "
+                               "predicted cost (RFC V4's should_batch() lets a driver decline "
+                               "a migration by its reason, with no setting)"),)

@@ -10,7 +10,7 @@ Real execution copies buffers with one thread in this process.
 
 from __future__ import annotations
 
-from migpolicy.contract import CopyEngine, Parameter, hookimpl
+from migpolicy.contract import CopyEngine, KernelSetting, NoKernelEquivalent, Parameter, hookimpl
 from migpolicy.hardware.model import STORES, cache_resident, copy_bandwidth_gbps
 
 from ._pricing import batch_nodes, cost_rows, ns
@@ -59,3 +59,18 @@ def migpolicy_copy(batches, engine, hw, params):
         bw = copy_bandwidth_gbps(hw, 1, src=src, dst=dst, load=load, store=params["cpu.store"])
         wall[mask] += batches.nbytes[mask] / (bw * 1e9)
     return cost_rows(batches, wall_s=wall, cpu_s=wall)
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    if params["engine"] not in (NAME, "auto"):
+        return None
+    cached = params["cpu.store"] == "cached"
+    out = [NoKernelEquivalent(("cpu.store",), "cached stores are what the kernel's folio copy "
+                              "does; nothing to set" if cached else "no setting chooses "
+                              "non-temporal stores for folio copies (a discussion point of "
+                              "the LSF/MM 2025 proposal)")]
+    if params["engine"] == NAME:
+        out.append(KernelSetting("offload", "copy offload (RFC V3): engine", "off", ("engine",),
+                                 "mainline copies folios one by one on the migrating CPU"))
+    return out

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import PMD_MAPPED, CopyEngine, hookimpl, worker_parameter
+from migpolicy.contract import PMD_MAPPED, CopyEngine, KernelSetting, hookimpl, worker_parameter
 from migpolicy.hardware.model import soft_min
 
+from ._kernel import OFFLOAD_NOTE
 from ._pricing import cost_rows, ns
 
 NAME = "dma"
@@ -86,3 +87,16 @@ def migpolicy_copy(batches, engine, hw, params):
     if not hw.has("engines.dma"):
         return None
     return price_dma(batches, hw, batches.workers)
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    if params["engine"] not in (NAME, "auto"):
+        return None
+    out = [KernelSetting("offload", "copy offload (RFC V3): DMA channels",
+                         params["dma.channels"], ("dma.channels",), OFFLOAD_NOTE)]
+    if params["engine"] == NAME:
+        out.append(KernelSetting("offload", "copy offload (RFC V3): engine",
+                                 "DMA offload (AMD PTDMA in the published runs)", ("engine",),
+                                 OFFLOAD_NOTE))
+    return out

@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import CopyEngine, Parameter, hookimpl, worker_parameter
+from migpolicy.contract import (
+    CopyEngine,
+    NoKernelEquivalent,
+    Parameter,
+    hookimpl,
+    worker_parameter,
+)
 from migpolicy.hardware.model import soft_min
 
+from ._kernel import no_offload
 from ._pricing import batch_nodes, cost_rows, ns
 
 NAME = "gpu"
@@ -95,3 +102,9 @@ def migpolicy_copy(batches, engine, hw, params):
     if engine != NAME or not hw.has("engines.gpu"):
         return None
     return price_gpu(batches, hw, params, batches.workers)
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    pinned = NoKernelEquivalent(("gpu.pinned",), "describes the source memory, not a setting")
+    return (pinned, *(no_offload(params, NAME, "gpu.streams", "GPU copy engines") or ()))

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import CopyEngine, Parameter, hookimpl, worker_parameter
+from migpolicy.contract import (
+    CopyEngine,
+    KernelSetting,
+    NoKernelEquivalent,
+    Parameter,
+    hookimpl,
+    worker_parameter,
+)
 from migpolicy.hardware.model import (
     PLACEMENTS,
     SIDES,
@@ -26,6 +33,7 @@ from migpolicy.hardware.model import (
     worker_node,
 )
 
+from ._kernel import OFFLOAD_NOTE
 from ._pricing import batch_nodes, cost_rows, ns
 
 NAME = "mt"
@@ -114,3 +122,23 @@ def migpolicy_copy(batches, engine, hw, params):
     if engine != NAME:
         return None
     return price_mt(batches, hw, params, batches.workers)
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    out = [NoKernelEquivalent(("system.load",), "describes the machine's load, not a setting")]
+    if params["engine"] not in _USES_MT["engine"]:
+        return out
+    if params["engine"] == NAME:
+        out.append(KernelSetting("offload", "copy offload (RFC V3): engine",
+                                 "multi-threaded CPU copy", ("engine",), OFFLOAD_NOTE))
+    out += [
+        KernelSetting("offload", "copy offload (RFC V3): worker threads", params["mt.threads"],
+                      ("mt.threads",), OFFLOAD_NOTE),
+        NoKernelEquivalent(("mt.placement", "mt.side"), "RFC V2 measured where the threads "
+                           "run (table 3: spread across CCDs or filling one), but the "
+                           "published material names no setting for it"),
+        NoKernelEquivalent(("mt.store",), "no setting chooses non-temporal stores for "
+                           "folio copies (a discussion point of the LSF/MM 2025 proposal)"),
+    ]
+    return out

@@ -17,6 +17,7 @@ import numpy as np
 from migpolicy.contract import CopyEngine, hookimpl, worker_parameter
 from migpolicy.hardware.model import link_gbps, soft_min
 
+from ._kernel import no_offload
 from ._pricing import batch_nodes, cost_rows, ns
 
 NAME = "sdxi"
@@ -76,3 +77,8 @@ def migpolicy_copy(batches, engine, hw, params):
     if engine != NAME or not hw.has("engines.sdxi"):
         return None
     return price_sdxi(batches, hw, batches.workers)
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    return no_offload(params, NAME, "sdxi.functions", "an SDXi data mover")

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import BatchPlan, Parameter, consecutive_batches, hookimpl, zero_costs
+from migpolicy.contract import (
+    BatchPlan,
+    KernelSetting,
+    Parameter,
+    consecutive_batches,
+    hookimpl,
+    zero_costs,
+)
 
 from ._pricing import ns
 
@@ -41,3 +48,12 @@ def migpolicy_batch(folios, hw, params, engines):
     return BatchPlan(folios=folios, bounds=bounds, engines=(name,),
                      engine=np.zeros(nb, dtype=np.int64),
                      workers=np.full(nb, workers, dtype=np.int64), overhead=overhead)
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    batch = int(params["batch.max_folios"])
+    return (KernelSetting("build", "NR_MAX_BATCHED_MIGRATION (mm/migrate.c)", batch,
+                          ("batch.max_folios",),
+                          "512 in mainline" + ("" if batch == 512 else
+                                               ": another value needs a rebuilt kernel")),)

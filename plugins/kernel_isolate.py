@@ -15,6 +15,7 @@ from migpolicy.contract import (
     BUSY,
     PINNED,
     IsolateResult,
+    NoKernelEquivalent,
     Parameter,
     hookimpl,
     page_table_entries,
@@ -57,3 +58,10 @@ def migpolicy_isolate(folios, hw, params):
     costs["wall_s"] = wall
     costs["cpu_s"] = wall
     return IsolateResult(costs=costs, isolated=isolated)
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    return (NoKernelEquivalent(("isolate.busy_retries",),
+                               "describes the workload (how long folios stay busy), not a "
+                               "kernel setting"),)

@@ -36,6 +36,8 @@ import numpy as np
 from migpolicy.contract import (
     REQUEST_DTYPE,
     Epoch,
+    KernelSetting,
+    NoKernelEquivalent,
     Parameter,
     PlacementPolicy,
     PlacementPolicyInfo,
@@ -44,6 +46,8 @@ from migpolicy.contract import (
     empty_requests,
     hookimpl,
 )
+
+from ._kernel import tier_nodes
 
 ONLY = {"placement": ("damos",)}
 
@@ -242,3 +246,105 @@ def migpolicy_placement_policies():
         name="damos", summary="DAMON adaptive regions with migrate_hot and migrate_cold "
         "schemes, quotas and watermarks", factory=Damos, parameters=PARAMETERS,
         rate_limit="damos.quota_mbps"),)
+
+
+#: The aggregation interval of the DAMOS settings: damo's default (a policy file holds no epoch).
+AGGR_US = 100_000
+#: The quota's reset interval: the MB/s quotas become bytes per second.
+QUOTA_RESET_MS = 1000
+
+
+def free_mem_permil(free: float, fast_bytes: int, total_bytes: int) -> int:
+    """The fast tier's free fraction as DAMOS's free_mem_rate, system-wide, in per-thousand.
+
+    mm/damon/core.c measures free memory over all of RAM (free pages x 1000 /
+    total); ``free`` of the fast node is ``free x fast / total`` of it while the
+    slow node has no free memory.
+    """
+    return round(free * fast_bytes / total_bytes * 1000)
+
+
+@hookimpl
+def migpolicy_kernel_settings(params, hw):
+    if params["placement"] != "damos":
+        return None
+    fast, slow = tier_nodes(hw)
+    fast_bytes = int(fast["capacity"])
+    total = sum(int(n["capacity"]) for n in hw.nodes.values())
+    aggr_us = max(AGGR_US, round(params["damos.sample_us"]))
+    low = free_mem_permil(params["damos.free_low"], fast_bytes, total)
+    high = free_mem_permil(params["damos.free_high"], fast_bytes, total)
+    free_note = (f"the fast tier's free fraction {{}} x node {fast.id} ({fast_bytes / 2**30:g} "
+                 f"GiB) / all nodes ({total / 2**30:g} GiB) x 1000: free_mem_rate counts all "
+                 "of RAM (mm/damon/core.c), so this holds while the slow tier is full")
+    out = []
+    schemes = (  # (kdamond, node monitored, action, target node, pattern, quota, watermarks)
+        (0, fast, "migrate_cold", slow,
+         ({"min": 0, "max": 0}, {"min": f"{params['damos.cold_min_age']} aggr_intervals",
+                                 "max": "max aggr_intervals"}, ("damos.cold_min_age",)),
+         ("damos.cold_quota_mbps", {"nr_accesses_permil": 1000, "age_permil": 1000}),
+         ({"metric": "free_mem_rate", "interval_us": aggr_us, "high_permil": high,
+           "mid_permil": low, "low_permil": 0}, ("damos.free_low", "damos.free_high"),
+          "active from free_mem_rate under mid (damos.free_low) until over high "
+          f"(damos.free_high); low 0: never off for want of memory; "
+          f"mid: {free_note.format(params['damos.free_low'])}")),
+        (1, slow, "migrate_hot", fast,
+         ({"min": params["damos.hot_min_pct"], "max": 100},
+          {"min": "0 aggr_intervals", "max": "max aggr_intervals"}, ("damos.hot_min_pct",)),
+         ("damos.quota_mbps", {"nr_accesses_permil": 1000, "age_permil": 0}),
+         ({"metric": "none", "interval_us": 0, "high_permil": 0, "mid_permil": 0,
+           "low_permil": 0}, ("placement",), "always active, as in the model")),
+    )
+    for index, node, action, target, pattern, quota, marks in schemes:
+        ctx = f"kdamonds/{index}/contexts/0"
+        scheme = f"{ctx}/schemes/0"
+        nr_accesses, age, pattern_from = pattern
+        quota_param, weights = quota
+        out += [
+            KernelSetting("damo", f"{ctx}/ops", "paddr", ("placement",),
+                          f"physical memory of node {node.id} ({node.name})"),
+            KernelSetting("damo", f"{ctx}/targets", [{"pid": None, "regions": []}],
+                          ("placement",),
+                          f"fill regions with node {node.id}'s physical address range before "
+                          f"damo start --kdamonds: damo args damon --numa_node {node.id} "
+                          "prints it"),
+            KernelSetting("damo", f"{ctx}/intervals/sample_us", round(params["damos.sample_us"]),
+                          ("damos.sample_us",)),
+            KernelSetting("damo", f"{ctx}/intervals/aggr_us", aggr_us, ("placement",),
+                          "damo's default aggregation interval; the replay takes one epoch "
+                          "as one aggregation: change it to the --epoch of the tuning"),
+            KernelSetting("damo", f"{ctx}/intervals/ops_update_us", 1_000_000, ("placement",),
+                          "damo's default"),
+            KernelSetting("damo", f"{ctx}/nr_regions/min", params["damos.min_regions"],
+                          ("damos.min_regions",)),
+            KernelSetting("damo", f"{ctx}/nr_regions/max", params["damos.max_regions"],
+                          ("damos.max_regions",)),
+            KernelSetting("damo", f"{scheme}/action", action, ("placement",),
+                          "demote cold regions of the fast tier" if action == "migrate_cold"
+                          else "promote hot regions of the slow tier"),
+            KernelSetting("damo", f"{scheme}/target_nid", target.id, ("placement",),
+                          f"node {target.id} ({target.name})"),
+            KernelSetting("damo", f"{scheme}/access_pattern",
+                          {"sz_bytes": {"min": "min", "max": "max"},
+                           "nr_accesses": nr_accesses, "age": age}, pattern_from,
+                          "nr_accesses in percent of the samples per aggregation, age in "
+                          "aggregation intervals"),
+            KernelSetting("damo", f"{scheme}/apply_interval_us", 0, ("placement",),
+                          "every aggregation interval"),
+            KernelSetting("damo", f"{scheme}/quotas",
+                          {"time_ms": 0,
+                           "sz_bytes": round(params[quota_param] * 1e6),
+                           "reset_interval_ms": QUOTA_RESET_MS, "goals": [],
+                           "effective_sz_bytes": 0,
+                           "weights": {"sz_permil": 0, **weights}},
+                          (quota_param,),
+                          f"{params[quota_param]:g} MB/s as bytes per {QUOTA_RESET_MS} ms "
+                          "reset interval (MB = 10^6 bytes); over quota, the "
+                          + ("coldest and oldest regions go first" if index == 0 else
+                             "hottest regions go first")),
+            KernelSetting("damo", f"{scheme}/watermarks", marks[0], marks[1], marks[2]),
+            KernelSetting("damo", f"{scheme}/filters", [], ("placement",)),
+        ]
+    out.append(NoKernelEquivalent(("damos.check_ns",),
+                                  "a cost in the model (assumed), not a kernel setting"))
+    return out

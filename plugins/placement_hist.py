@@ -23,6 +23,7 @@ import numpy as np
 from migpolicy.contract import (
     REQUEST_DTYPE,
     Epoch,
+    NoKernelEquivalent,
     Parameter,
     PlacementPolicy,
     PlacementPolicyInfo,
@@ -153,3 +154,13 @@ def migpolicy_placement_policies():
         name="hist", summary="access histogram with cooling; the hot threshold keeps the "
         "hot set within the fast tier", factory=Histogram, parameters=PARAMETERS,
         rate_limit="hist.rate_limit_mbps"),)
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    if params["placement"] != "hist":
+        return None
+    return (NoKernelEquivalent(
+        ("placement", *(p.name for p in PARAMETERS)),
+        "hist models a promotion daemon driven by a histogram of sampled accesses; mainline "
+        "Linux has none (NUMA balancing and DAMOS are the kernel's promotion mechanisms)"),)

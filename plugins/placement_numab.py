@@ -39,6 +39,8 @@ import numpy as np
 from migpolicy.contract import (
     REQUEST_DTYPE,
     Epoch,
+    KernelSetting,
+    NoKernelEquivalent,
     Parameter,
     PlacementPolicy,
     PlacementPolicyInfo,
@@ -188,3 +190,55 @@ def migpolicy_placement_policies():
         name="numab", summary="Linux NUMA-balancing memory tiering: scan, hint-fault latency, "
         "promotion rate limit, self-adjusting hot threshold", factory=NumaBalancing,
         parameters=PARAMETERS, rate_limit="numab.rate_limit_mbps"),)
+
+
+#: debugfs directory of the NUMA-balancing knobs (kernel/sched/debug.c, sched_init_debug).
+DEBUGFS = "/sys/kernel/debug/sched/numa_balancing"
+
+
+def _whole(value: float, unit: str) -> tuple[int, str]:
+    """``value`` rounded to the kernel's integer knob, and a note when rounding changed it."""
+    out = max(1, round(value))
+    return out, ("" if out == value else f"rounded from {value:g} {unit} (the knob is an "
+                 "integer, at least 1)")
+
+
+@hookimpl
+def migpolicy_kernel_settings(params):
+    if params["placement"] != "numab":
+        return (KernelSetting("sysctl", "kernel.numa_balancing", 0, ("placement",),
+                              f"promotion is placement={params['placement']}'s, not NUMA "
+                              "balancing's: leave it off"),)
+    rate, rate_note = _whole(params["numab.rate_limit_mbps"], "MB/s")
+    size, size_note = _whole(params["numab.scan_size_mb"], "MB")
+    period, period_note = _whole(params["numab.scan_period_ms"], "ms")
+    hot, hot_note = _whole(params["numab.hot_threshold_ms"], "ms")
+    adjust, adjust_note = _whole(params["numab.adjust_period_ms"], "ms")
+    adjusting = "mainline always adjusts the hot threshold in tiering mode " \
+                "(numa_promotion_adjust_threshold), once per scan_period_max_ms"
+    return (
+        KernelSetting("sysctl", "kernel.numa_balancing", 2, ("placement",),
+                      "NUMA_BALANCING_MEMORY_TIERING: promote hot slow-tier pages on hint "
+                      "faults"),
+        KernelSetting("sysctl", "kernel.numa_balancing_promote_rate_limit_MBps", rate,
+                      ("numab.rate_limit_mbps",), rate_note),
+        KernelSetting("debugfs", f"{DEBUGFS}/scan_size_mb", size, ("numab.scan_size_mb",),
+                      size_note),
+        KernelSetting("debugfs", f"{DEBUGFS}/scan_period_min_ms", period,
+                      ("numab.scan_period_ms",),
+                      "the model scans at a fixed period; the kernel adapts it between "
+                      "scan_period_min_ms and scan_period_max_ms" +
+                      (f"; {period_note}" if period_note else "")),
+        KernelSetting("debugfs", f"{DEBUGFS}/hot_threshold_ms", hot,
+                      ("numab.hot_threshold_ms",), hot_note),
+        KernelSetting("debugfs", f"{DEBUGFS}/scan_period_max_ms", adjust,
+                      ("numab.adjust_period_ms",),
+                      "the kernel adjusts the hot threshold once per scan_period_max_ms; it "
+                      "is also the longest scan period" +
+                      (f"; {adjust_note}" if adjust_note else "")),
+        NoKernelEquivalent(("numab.adjust_threshold",),
+                           adjusting if params["numab.adjust_threshold"] else
+                           f"no setting turns the adjustment off: {adjusting}"),
+        NoKernelEquivalent(("numab.hint_fault_ns", "numab.scan_pte_ns"),
+                           "a cost in the model (assumed), not a kernel setting"),
+    )

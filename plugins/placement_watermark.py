@@ -16,11 +16,14 @@ for promotions, so the defaults here keep 1-3% of the fast tier free
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from migpolicy.contract import (
     REQUEST_DTYPE,
     Epoch,
+    KernelSetting,
     Parameter,
     PlacementPolicy,
     PlacementPolicyInfo,
@@ -29,6 +32,8 @@ from migpolicy.contract import (
     empty_requests,
     hookimpl,
 )
+
+from ._kernel import tier_nodes
 
 ONLY = {"placement.demotion": ("watermark",)}
 
@@ -90,3 +95,76 @@ def migpolicy_placement_policies():
         name="watermark", summary="kswapd-style demotion of the least recently used fast "
         "pages between a high and a low watermark", factory=Watermark, role="demotion",
         parameters=PARAMETERS),)
+
+
+#: vm.watermark_scale_factor's range (mm/page_alloc.c sysctl table: 1 to 3000).
+SCALE_FACTOR_RANGE = (1, 3000)
+
+
+def default_min_free_kbytes(total_bytes: int) -> int:
+    """The kernel's default vm.min_free_kbytes (calculate_min_free_kbytes): int_sqrt(KiB x 16).
+
+    Clamped to [128, 262144]; every byte of the profile's nodes counts as
+    low memory (a node onlined as ZONE_MOVABLE would not).
+    """
+    return min(max(math.isqrt(total_bytes // 1024 * 16), 128), 262144)
+
+
+def scale_factor(keep_free: float, node_bytes: int, min_bytes: float, steps: int) -> int:
+    """vm.watermark_scale_factor that has kswapd stop at ``keep_free`` of the node free.
+
+    __setup_per_zone_wmarks: low = min + gap, high = low + gap, promo = high + gap,
+    gap = max(min / 4, managed x factor / 10000); kswapd reclaims up to high
+    (``steps`` 2), or up to promo in NUMA-balancing tiering mode (``steps`` 3).
+    """
+    gap = (keep_free * node_bytes - min_bytes) / steps
+    low, high = SCALE_FACTOR_RANGE
+    return int(min(max(round(gap / node_bytes * 10000), low), high))
+
+
+def _kernel_marks(factor: int, node_bytes: int, min_bytes: float, steps: int
+                  ) -> tuple[float, float]:
+    """Fast-tier use at which kswapd wakes and down to which it demotes, under ``factor``."""
+    gap = max(min_bytes / 4, node_bytes * factor / 10000)
+    return 1 - (min_bytes + gap) / node_bytes, 1 - (min_bytes + steps * gap) / node_bytes
+
+
+@hookimpl
+def migpolicy_kernel_settings(params, hw):
+    demotion = params["placement.demotion"] == "watermark"
+    out = [KernelSetting("sysfs", "/sys/kernel/mm/numa/demotion_enabled",
+                         "true" if demotion else "false", ("placement.demotion",),
+                         "kswapd demotes to the slow tier instead of reclaiming" if demotion
+                         else "no demotion policy: kswapd reclaims (swaps or drops) instead")]
+    if not demotion:
+        return out
+    fast, _ = tier_nodes(hw)
+    node_bytes = int(fast["capacity"])
+    total = sum(int(n["capacity"]) for n in hw.nodes.values())
+    min_kb = default_min_free_kbytes(total)
+    min_bytes = min_kb * 1024 * node_bytes / total  # the node's share of min_free_kbytes
+    tiering = params["placement"] == "numab"
+    steps = 3 if tiering else 2
+    factor = scale_factor(1 - params["watermark.low"], node_bytes, min_bytes, steps)
+    wake, stop = _kernel_marks(factor, node_bytes, min_bytes, steps)
+    mark = "promo (tiering mode)" if tiering else "high"
+    out += [
+        KernelSetting("sysctl", "vm.min_free_kbytes", min_kb, ("watermark.low",),
+                      f"the kernel's default for the profile's {_gib(total)} (int_sqrt(KiB x "
+                      f"16)); set so that the watermark_scale_factor below holds; node "
+                      f"{fast.id}'s share is {min_bytes / 2**20:.0f} MiB"),
+        KernelSetting("sysctl", "vm.watermark_scale_factor", factor,
+                      ("watermark.low", "watermark.high"),
+                      f"watermark.low {params['watermark.low']:g} keeps "
+                      f"{1 - params['watermark.low']:.2%} of node {fast.id} ({_gib(node_bytes)})"
+                      f" free: kswapd balances to the {mark} watermark = min + {steps} x gap, "
+                      f"gap = factor/10000 of the node, so factor = round((free - min) / "
+                      f"{steps} / node x 10000); the kernel then wakes kswapd at {wake:.4f} "
+                      f"use (watermark.high asks {params['watermark.high']:g}) and demotes "
+                      f"down to {stop:.4f}; one factor sets both"),
+    ]
+    return out
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:g} GiB"

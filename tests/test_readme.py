@@ -34,6 +34,7 @@ def subcommand(args: str) -> str:
 
 def test_readme_shows_the_two_setup_commands():
     assert "pip install -e . && migpolicy trace gen" in README
+    assert "&& migpolicy tune /tmp/phases.mpt" in README
     assert "&& migpolicy replay /tmp/phases.mpt" in README
     ci = (ROOT / ".ci" / "run").read_text()
     test_command = re.search(r"^python3 -m venv .*pytest.*$", ci, flags=re.M).group(0)

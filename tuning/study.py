@@ -53,7 +53,7 @@ from migpolicy.hardware.registry import find_profile
 from migpolicy.replay import DEFAULT_POLICY, Checkpoint, ReplayOptions, page_ids, replay
 from migpolicy.traces import Trace
 from migpolicy.tuning.pruning import MarginPruner
-from migpolicy.tuning.screening import Screener
+from migpolicy.tuning.screening import Screener, candidate_key, candidate_pool
 from migpolicy.tuning.space import SearchSpace, build_space
 
 __all__ = ["DEFAULT_STORAGE", "OBJECTIVES", "OUTCOMES", "Figures", "Tuner", "open_study",
@@ -216,22 +216,25 @@ class Tuner:
         suggested = self.space.suggest(trial)
         finished = [t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                     if "app_time_s" in t.user_attrs]
-        key = _key(suggested)
+        key = candidate_key(suggested)
         for done in finished:
-            if _key(done.params) == key:
+            if candidate_key(done.params) == key:
                 figures = Figures(done.user_attrs["app_time_s"],
                                   done.user_attrs["migration_cpu_s"])
                 self._record(trial, "cached", figures, same_as=done.number)
                 return self._result(figures)
+        proposed = "predicted" in trial.user_attrs  # enqueued by the model: no screening
         if self.screening and self.screener.fit(
                 [t.params for t in finished],
                 [Figures(t.user_attrs["app_time_s"], t.user_attrs["migration_cpu_s"])
                  .values(self.objective) for t in finished]):
-            skip, predicted = self.screener.screens(suggested)
-            trial.set_user_attr("predicted", predicted)
-            if skip:
-                self._record(trial, "screened", self._predicted_figures(predicted))
-                raise optuna.TrialPruned("screened out by the learned model")
+            if not proposed:
+                self._propose(trial.study, finished)
+                skip, predicted = self.screener.screens(suggested)
+                trial.set_user_attr("predicted", predicted)
+                if skip:
+                    self._record(trial, "screened", self._predicted_figures(predicted))
+                    raise optuna.TrialPruned("screened out by the learned model")
         try:
             figures = self.evaluate(self.params(suggested), trial)
         except InputError as exc:
@@ -239,6 +242,16 @@ class Tuner:
             raise
         self._record(trial, "full", figures)
         return self._result(figures)
+
+    def _propose(self, study: optuna.Study, finished: list[optuna.trial.FrozenTrial]) -> None:
+        """Enqueue the model's favourite of a pool of candidates as the next trial."""
+        ranked = sorted(finished, key=lambda t: t.values[0])[:5]
+        pool = candidate_pool(self.space, [t.params for t in ranked], 128,
+                              seed=self.seed + len(finished))
+        tried = {candidate_key(t.params) for t in study.get_trials(deepcopy=False)}
+        choice = self.screener.propose(pool, tried)
+        if choice is not None:
+            study.enqueue_trial(choice[0], user_attrs={"predicted": choice[1]})
 
     def _predicted_figures(self, predicted: list[float]) -> Figures:
         """Figures for a screened candidate (events 0: nothing was replayed)."""
@@ -307,11 +320,6 @@ class Tuner:
                 "fast": str(self.options.fast), "epoch_ns": self.options.epoch_ns,
                 "initial": self.options.initial, "max_events": self.options.max_events,
                 "seed": self.options.seed, "cpu_budget": self.cpu_budget}
-
-
-def _key(params: Mapping[str, Any]) -> tuple:
-    """A hashable identity of a candidate's searched values."""
-    return tuple(sorted((name, repr(value)) for name, value in params.items()))
 
 
 def _feasible(trial: optuna.trial.FrozenTrial) -> bool:

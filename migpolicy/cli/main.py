@@ -135,6 +135,7 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
 def _register_subcommands() -> None:
     from migpolicy.cli.hw import hw
     from migpolicy.cli.move import move
+    from migpolicy.cli.policy import policy
     from migpolicy.cli.replay import replay_command
     from migpolicy.cli.trace import trace
     from migpolicy.cli.tune import tune_command
@@ -144,6 +145,7 @@ def _register_subcommands() -> None:
     main.add_command(trace)
     main.add_command(replay_command)
     main.add_command(tune_command)
+    main.add_command(policy)
 
 
 _register_subcommands()

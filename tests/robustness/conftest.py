@@ -93,6 +93,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("tune", str(LACKEY_TRACE), "--trials", "1", "--export", "{output}", "--json")),
     Command(("replay", "{input}", "--json"), reads="trace"),
     Command(("replay", str(LACKEY_TRACE), "--policy", "{input}", "--json"), reads="policy"),
+    Command(("policy", "kernel", "{input}", "--json"), reads="policy"),
     Command(("replay", str(LACKEY_TRACE), "--report", "{output}", "--json"),
             good_outputs=("a-directory",)),
 )

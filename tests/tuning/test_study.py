@@ -216,3 +216,17 @@ def test_a_cpu_budget_makes_the_best_trial_a_feasible_one(traces, tmp_path):
     assert best.user_attrs["migration_cpu_s"] == 0
     assert best.user_attrs["constraint"] == [0.0]
     assert data["feasible_trials"] >= 1 and data["cpu_budget"] == 0.0
+
+
+def test_after_ten_full_replays_the_model_screens_and_proposes(traces, tmp_path):
+    tuner = make_tuner(traces[:1], prefix_steps=1)
+    study = run_study(tuner, f"sqlite:///{tmp_path / 's.db'}", trials=14)
+    first_ten = study.trials[:10]
+    assert all("predicted" not in t.user_attrs for t in first_ten)
+    later = study.trials[10:]
+    assert all("predicted" in t.user_attrs for t in later)  # every later one was predicted
+    proposed = [t for t in later if "fixed_params" in t.system_attrs]  # enqueued by the model
+    assert proposed
+    keys = [tuple(sorted(t.params.items())) for t in study.trials
+            if t.user_attrs["outcome"] in ("full", "pruned")]
+    assert len(keys) == len(set(keys))  # the model never proposes a tried candidate
