@@ -370,7 +370,8 @@ def run_combo(trace_name: str, trace: Trace, hw: str, grid: Grid, arms: list[str
         combo["model_within_target"] = model <= TARGET_GRID_FRACTION * len(points)
         if "tpe" in combo["arms"]:
             tpe = combo["arms"]["tpe"]["median_full"]
-            combo["tpe_vs_model_full"] = tpe / model if math.isfinite(model) else 0.0
+            both = math.isfinite(model) and math.isfinite(tpe)
+            combo["tpe_vs_model_full"] = tpe / model if both else None
             combo["model_halves_tpe"] = math.isfinite(model) and tpe >= TARGET_RATIO * model
     return combo
 
@@ -404,8 +405,10 @@ def print_table(combos: list[dict], seeds: int) -> None:
                       f"{TOLERANCE:.0%} of the grid optimum; {better['screened']} and "
                       f"{better['pruned']} better than their run's best")
         if "tpe_vs_model_full" in c:
-            print(f"  plain TPE / model+pruning (full replays): {c['tpe_vs_model_full']:.2f}x "
-                  f"(target >= {TARGET_RATIO:g}x)")
+            ratio = c["tpe_vs_model_full"]
+            print("  plain TPE / model+pruning (full replays): "
+                  + (f"{ratio:.2f}x" if ratio is not None else "n/a (not both reached)")
+                  + f" (target >= {TARGET_RATIO:g}x)")
         if "model_within_target" in c:
             print(f"  model+pruning within {TARGET_GRID_FRACTION:.0%} of the grid: "
                   f"{'yes' if c['model_within_target'] else 'no'}")
@@ -430,8 +433,9 @@ def _jsonable(value: Any) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 5)")
-    parser.add_argument("--budget", type=float, default=0.1,
-                        help="most full replays per run, as a fraction of the grid size")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="most full replays per run, as a fraction of the grid size "
+                        "(default 0.1; --quick: 1)")
     parser.add_argument("--arm", action="append", choices=list(ARMS),
                         help="only this arm (repeatable)")
     parser.add_argument("--audit", action="store_true",
@@ -454,6 +458,7 @@ def main() -> None:
     traces = args.trace or (["phases"] if args.quick else list(TRACES))
     profiles = args.hw or (["dram-cxl"] if args.quick else list(PROFILES))
     seeds = args.seeds or (2 if args.quick else 5)
+    budget = args.budget or (1.0 if args.quick else 0.1)
     grid = QUICK_GRID if args.quick else FULL_GRID
     arms = [] if args.grid_only else args.arm or list(ARMS)
     cache = Cache(args.cache)
@@ -463,7 +468,7 @@ def main() -> None:
     with (Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as progress,
           tempfile.TemporaryDirectory() as tmp):
         opened = {name: write_trace(name, Path(tmp)) for name in traces}
-        combos = [run_combo(t, opened[t], hw, grid, arms, seeds, args.budget, cache, progress,
+        combos = [run_combo(t, opened[t], hw, grid, arms, seeds, budget, cache, progress,
                             args.audit)
                   for t in traces for hw in profiles]
     if args.json:
