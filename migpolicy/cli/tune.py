@@ -64,12 +64,15 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
 @click.option("--export", "export_path", default=None, metavar="BEST.yaml",
               help="Write the best policy as a YAML that `migpolicy replay --policy` takes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object for scripts.")
+@click.option("--report", "report_dir", default=None, metavar="DIR",
+              help="Also write DIR/index.html (optimization history, parameter importances, "
+                   "Pareto front, best trials) and DIR/tune.json, atomically.")
 @click.pass_context
 def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
                  policy_file: str | None, param_items: tuple[str, ...], trials: int,
                  timeout: float | None, objective: str, storage: str | None, study_name: str,
                  seed: int | None, fast: str, epoch: str | None, export_path: str | None,
-                 as_json: bool) -> None:
+                 as_json: bool, report_dir: str | None) -> None:
     """Find the policy that minimises OBJECTIVE on TRACE... with Optuna (TPE).
 
     Each trial picks a policy from the space the plugins declare (placement
@@ -88,6 +91,7 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
       migpolicy replay phases.mpt --policy best.yaml
       migpolicy tune a.mpt b.mpt --objective migration_cpu --param engine=mt --json
       migpolicy tune phases.mpt --storage sqlite:///runs.db --study cxl --trials 50
+      migpolicy tune phases.mpt --trials 40 --report tuning-report/
     """
     from migpolicy.cli.trace import parse_duration
     from migpolicy.context import build_context
@@ -108,6 +112,10 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     fixed = {key: resolved[key] for key in given}
     if export_path is not None:
         check_output(export_path, "best policy")
+    if report_dir is not None:
+        from migpolicy.tuning.report import check_report_dir
+
+        check_report_dir(report_dir)
     traces = [open_trace(path, pm) for path in trace_paths]
     options = ReplayOptions(fast=fast, epoch_ns=parse_duration(epoch) if epoch else None)
     tuner = Tuner(pm=pm, hw=hw_name, traces=traces, fixed=fixed, objective=objective,
@@ -129,6 +137,11 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     if export_path is not None:
         _export(export_path, tuner.params(data["best_params"]))
         data["export"] = export_path
+    if report_dir is not None:
+        from migpolicy.tuning.report import write_report
+
+        write_report(report_dir, study, data)
+        data["report"] = f"{report_dir}/index.html"
     if as_json:
         echo_json(data)
         return
@@ -157,4 +170,6 @@ def _print(data: dict[str, Any]) -> None:
         console.print(f"  {key}: {value}")
     if "export" in data:
         console.print(f"best policy: {data['export']}")
+    if "report" in data:
+        console.print(f"report: {data['report']}")
     console.print("figures are modelled; screening by a learned model is not built yet")
