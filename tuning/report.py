@@ -133,9 +133,10 @@ def constraint_values(trial: FrozenTrial) -> list[float]:
     if trial.constraints:
         return [float(v) for v in trial.constraints.values()]
     given = trial.user_attrs.get("constraint")
-    if given is None:
-        return []
-    return [float(v) for v in (given if isinstance(given, list | tuple) else [given])]
+    values = given if isinstance(given, list | tuple) else [given]
+    if not values or not all(isinstance(v, int | float) for v in values):
+        return []  # none, or not numbers: the trial's feasibility is unknown
+    return [float(v) for v in values]
 
 
 def best_so_far(rows: Sequence[Mapping[str, Any]], directions: Sequence[str]) -> list[list]:

@@ -28,12 +28,13 @@ FIGURES = {
     "pareto.png": "Pareto front: every complete trial, the front highlighted, infeasible "
                   "trials marked (modelled)",
 }
-#: Marker style of each outcome in the history (colour, marker, legend text).
+#: Marker style of each outcome in the history: colour, marker, legend text of the trials
+#: with a value (trials without one are marked on the axis).
 _STYLES = {"full": ("C0", "o", "replayed in full"),
            "pruned": ("C1", "v", "pruned (partial sum when stopped)"),
            "screened": ("C2", "s", "screened out (value as stored)"),
            "cached": ("C4", "D", "cached (value of an earlier replay)"),
-           "failed": ("C3", "x", "failed (no value)")}
+           "failed": ("C3", "x", "failed")}
 
 #: How the page names the summary figures ``tune`` prints (others keep their JSON key).
 _SUMMARY_LABELS = {"best_value": "best value (modelled)", "best_trial": "best trial",
@@ -79,28 +80,24 @@ def _history(path: Path, data: Mapping[str, Any]) -> None:
                              squeeze=False)
     numbers = np.array(data["history"]["number"], dtype=float)
     for i, (ax, name) in enumerate(zip(axes[:, 0], names, strict=True)):
-        for kind, (colour, marker, text) in _STYLES.items():
-            chosen = [r for r in rows if r["outcome"] == kind]
-            if kind == "failed":  # no value: a mark on the axis
-                if chosen:
-                    ax.scatter([r["number"] for r in chosen], [0.02] * len(chosen),
-                               color=colour, marker=marker, label=text,
-                               transform=ax.get_xaxis_transform())
-                continue
+        styles = [*_STYLES.items(), ("other", ("C7", ".", "other outcomes"))]
+        for kind, (colour, marker, text) in styles:
+            chosen = [r for r in rows if r["outcome"] == kind
+                      or (kind == "other" and r["outcome"] not in _STYLES)]
             points = [(r["number"], v) for r in chosen if (v := _plot_value(r, i)) is not None]
             if points:
-                x, y = zip(*points, strict=True)
-                ax.scatter(x, y, color=colour, marker=marker, label=text,
+                ax.scatter(*zip(*points, strict=True), color=colour, marker=marker, label=text,
                            facecolors="none" if kind == "pruned" else colour)
-        for marks, style in (
-                ([r for r in rows if r["outcome"] not in _STYLES], {
-                    "color": "grey", "marker": ".", "label": "other outcomes"}),
-                ([r for r in rows if r["feasible"] is False], {
-                    "color": "C3", "marker": "x", "s": 60, "zorder": 5,
-                    "label": "infeasible (constraint > 0)"})):
-            drawn = [(r["number"], v) for r in marks if (v := _plot_value(r, i)) is not None]
-            if drawn:
-                ax.scatter(*zip(*drawn, strict=True), **style)
+            valueless = [r["number"] for r in chosen if _plot_value(r, i) is None]
+            if valueless:  # no value to draw: a mark on the axis
+                ax.scatter(valueless, [0.02] * len(valueless), color=colour, marker=marker,
+                           label=f"{text.split(' (')[0]}, no value (on the axis)",
+                           transform=ax.get_xaxis_transform())
+        infeasible = [(r["number"], v) for r in rows
+                      if r["feasible"] is False and (v := _plot_value(r, i)) is not None]
+        if infeasible:
+            ax.scatter(*zip(*infeasible, strict=True), color="C3", marker="x", s=60, zorder=5,
+                       label="infeasible (constraint > 0)")
         best = np.array([np.nan if v is None else v for v in data["history"]["best_so_far"][i]],
                         dtype=float)
         if np.isfinite(best).any():

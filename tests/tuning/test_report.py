@@ -65,7 +65,20 @@ def test_single_objective_report_with_pruned_and_failed_trials(tmp_path, monkeyp
     study.add_trial(create_trial(params={"x": 2.0}, distributions={"x": SPACE["x"]},
                                  state=TrialState.FAIL,
                                  user_attrs={"outcome": "failed", "reason": "bad value"}))
+    study.add_trial(create_trial(params={"x": 9.0, "engine": "mt"}, distributions=SPACE,
+                                 state=TrialState.PRUNED, user_attrs={"outcome": "screened"}))
+    study.add_trial(create_trial(params={"x": 3.0, "engine": "mt"}, distributions=SPACE,
+                                 value=0.5, user_attrs={"outcome": "cached"}))
     drawn = _figures_drawn(monkeypatch)
+    axis_marks = []
+    scatter = matplotlib.axes.Axes.scatter
+
+    def on_axis(self, x, y, *args, **kwargs):
+        if kwargs.get("transform") is not None:
+            axis_marks.append((kwargs["label"], list(x)))
+        return scatter(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", on_axis)
     summary = {"best_value": 1.0, "baseline_value": 5.0, "improvement_pct": 80.0,
                "best_params": {"x": 3.0, "engine": "mt"}}
     out = write_report(tmp_path / "report", study, summary)
@@ -74,21 +87,27 @@ def test_single_objective_report_with_pruned_and_failed_trials(tmp_path, monkeyp
     assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no temporary left beside
     data = json.loads((out / "tune.json").read_text())
     assert data["summary"] == summary and data["objectives"] == ["objective 0"]
-    assert [t["number"] for t in data["trials"]] == list(range(7))
-    assert [t["state"] for t in data["trials"]] == ["complete"] * 5 + ["pruned", "fail"]
+    assert [t["number"] for t in data["trials"]] == list(range(9))
+    assert [t["state"] for t in data["trials"]] == ["complete"] * 5 + ["pruned", "fail",
+                                                                      "pruned", "complete"]
     assert data["trials"][6]["user_attrs"] == {"outcome": "failed", "reason": "bad value"}
     assert data["trials"][3]["params"] == {"x": 3.0, "engine": "mt"}
-    # best so far by hand: 5, 3, 3, 1, 1, then unchanged by the pruned and failed trials
-    assert data["history"]["best_so_far"] == [[5.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0]]
+    # best so far by hand: 5, 3, 3, 1, 1, unchanged by the pruned, failed and screened
+    # trials, then the cached one's 0.5
+    assert data["history"]["best_so_far"] == [[5.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5]]
     assert data["history"]["best_so_far"][0][-1] == study.best_value
-    assert data["best_trials"] == [3] == [study.best_trial.number]
-    assert data["outcomes"] == {"full": 5, "pruned": 1, "screened": 0, "cached": 0, "failed": 1}
+    assert data["best_trials"] == [8] == [study.best_trial.number]
+    assert data["outcomes"] == {"full": 5, "pruned": 1, "screened": 1, "cached": 1, "failed": 1}
     assert data["baseline"] == [5.0]
     # the pruned trial is drawn at the partial value it reported
     assert drawn["pruned (partial sum when stopped)"][0].tolist() == [[5.0, 2.5]]
     assert drawn["replayed in full"][0][:, 1].tolist() == [5.0, 3.0, 4.0, 1.0, 2.0]
+    assert drawn["cached (value of an earlier replay)"][0].tolist() == [[8.0, 0.5]]
+    # trials without a value are marked on the axis, each in its outcome's style
+    assert sorted(axis_marks, key=lambda m: m[1]) == [("failed, no value (on the axis)", [6]),
+                          ("screened out, no value (on the axis)", [7])]
     page = (out / "index.html").read_text()
-    assert "the Pareto front is the best trial (trial 3)" in page
+    assert "the Pareto front is the best trial (trial 8)" in page
     assert page.count("<figcaption>") == 2
     assert all("(modelled" in c for c in page.split("<figcaption>")[1:])
     assert "<td>improvement over the kernel default (%)</td><td>80</td>" in page
