@@ -6,10 +6,12 @@ failed, then times in this process:
 
 * ``report``: :func:`migpolicy.tuning.report.write_report` (importances,
   figures, page, JSON, rename);
-* ``importances``: the fANOVA importances alone (the part that grows fastest);
+* ``importances``: the importances alone (fANOVA up to ``FANOVA_MAX_TRIALS``
+  complete trials, PED-ANOVA past it), the part that grows fastest;
 * ``optuna``, the baseline: Optuna's matplotlib figures of the same study
-  (``plot_optimization_history``, ``plot_param_importances`` and, with two
-  objectives, ``plot_pareto_front``), saved as PNG files.
+  (``plot_optimization_history``, ``plot_param_importances`` with Optuna's
+  default evaluator and, with two objectives, ``plot_pareto_front``), saved
+  as PNG files.
 
     python benchmarks/tune_report.py [--sizes 50,200,1000] [--json]
 """
@@ -48,7 +50,7 @@ def make_study(n: int, objectives: int, seed: int = 0) -> optuna.Study:
         dists = dict(space)
         if params["engine"] == "mt":
             params.update({"hist.rate": float(rng.uniform(1, 1e4)),
-                           "hist.fill": float(rng.random())})
+                           "hist.fill": float(rng.uniform(0.1, 1.0))})
             dists.update(hist)
         app = 1.0 + 2 * params["x0"] + params["x1"] ** 2 + 0.1 * rng.random()
         values = [app, 1.0 / app + params["x2"]][:objectives]
@@ -118,7 +120,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'trials':>7} {'obj':>3} {'report s':>9} {'fANOVA s':>9} {'optuna s':>9} "
+    print(f"{'trials':>7} {'obj':>3} {'report s':>9} {'import. s':>9} {'optuna s':>9} "
           f"{'report/optuna':>13}")
     for r in rows:
         print(f"{r['trials']:>7} {r['objectives']:>3} {r['report_s']:>9.2f} "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,12 @@ _STATE_OUTCOME = {TrialState.COMPLETE: "full", TrialState.PRUNED: "pruned",
                   TrialState.FAIL: "failed"}
 #: Seed of the fANOVA forest, so one study always gives the same importances.
 FANOVA_SEED = 0
+#: Most complete trials the importances are computed with fANOVA for; past it, with PED-ANOVA.
+#: fANOVA is the more faithful with few trials but grows steeply (measured here, 10
+#: parameters: 1.7 s at 50 trials, 57 s at 1,000); PED-ANOVA (Optuna's default since 5.0)
+#: compares the top 10% of the trials with all of them, which needs many trials, and takes
+#: milliseconds (``benchmarks/tune_report.py``).
+FANOVA_MAX_TRIALS = 300
 
 
 def check_report_dir(path: str | Path) -> Path:
@@ -158,15 +165,21 @@ def best_so_far(rows: Sequence[Mapping[str, Any]], directions: Sequence[str]) ->
 
 def importances(study: optuna.Study, names: Sequence[str],
                 trials: Sequence[FrozenTrial]) -> dict[str, Any]:
-    """fANOVA parameter importances per objective, or the sentence saying why there are none.
+    """Parameter importances per objective, or the sentence saying why there are none.
 
-    Optuna's :func:`~optuna.importance.get_param_importances` with its default
-    fANOVA evaluator (seeded) on the complete trials; it covers the
-    parameters every complete trial has, so conditional ones may be left out
-    (listed in ``left_out``).
+    Optuna's :func:`~optuna.importance.get_param_importances` on the complete
+    trials, with the fANOVA evaluator (seeded) up to :data:`FANOVA_MAX_TRIALS`
+    complete trials and PED-ANOVA past it. fANOVA covers the parameters every
+    complete trial has, so conditional ones may be left out (``left_out``).
     """
-    method = "fANOVA (optuna.importance.get_param_importances, seed 0)"
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if len(complete) <= FANOVA_MAX_TRIALS:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=FANOVA_SEED)
+        method = f"fANOVA (Optuna's FanovaImportanceEvaluator, seed {FANOVA_SEED})"
+    else:
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+        method = (f"PED-ANOVA (Optuna's PedAnovaImportanceEvaluator: {len(complete):,} "
+                  f"complete trials; fANOVA up to {FANOVA_MAX_TRIALS}, where it takes seconds)")
     result: dict[str, Any] = {"method": method, "values": {}, "left_out": [], "note": None}
     if len(complete) < 2:
         result["note"] = ("parameter importances need at least 2 complete trials; this study "
@@ -178,7 +191,6 @@ def importances(study: optuna.Study, names: Sequence[str],
         result["note"] = ("parameter importances cannot be computed: no parameter takes two "
                           "different values across the complete trials")
         return result
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=FANOVA_SEED)
     notes = []
     for i, name in enumerate(names):
         if len({t.values[i] for t in complete}) < 2:
@@ -187,8 +199,10 @@ def importances(study: optuna.Study, names: Sequence[str],
             continue
         target = (lambda t, i=i: t.values[i]) if len(names) > 1 else None
         try:
-            found = optuna.importance.get_param_importances(study, evaluator=evaluator,
-                                                            target=target)
+            with warnings.catch_warnings():  # PED-ANOVA warns of equal importances
+                warnings.simplefilter("ignore")
+                found = optuna.importance.get_param_importances(study, evaluator=evaluator,
+                                                                target=target)
         except (RuntimeError, ValueError) as exc:  # Optuna's own refusal, in its words
             notes.append(f"the importances for {name} cannot be computed: {exc}")
             continue

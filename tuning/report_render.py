@@ -23,8 +23,8 @@ __all__ = ["FIGURES", "figures", "html_page"]
 FIGURES = {
     "history.png": "Optimization history: each trial's objective by trial number, coloured by "
                    "outcome, with the best so far and the kernel-default baseline (modelled)",
-    "importances.png": "Parameter importances: share of the objective's variance each "
-                       "parameter explains, fANOVA over the complete trials (modelled objective)",
+    "importances.png": "Parameter importances: how much of the objective each parameter "
+                       "explains, over the complete trials (modelled objective)",
     "pareto.png": "Pareto front: every complete trial, the front highlighted, infeasible "
                   "trials marked (modelled)",
 }
@@ -125,7 +125,8 @@ def _importances(path: Path, data: Mapping[str, Any]) -> None:
         ax.barh(y + (j - (len(found) - 1) / 2) * height, [values.get(p, 0.0) for p in params],
                 height, label=_label(name))
     ax.set_yticks(y, params)
-    ax.set_xlabel("importance (fANOVA: share of the modelled objective's variance)")
+    ax.set_xlabel(f"importance ({data['importances']['method'].split(' (')[0]}, normalised to "
+                  "sum 1; modelled objective)")
     ax.set_xlim(0, 1)
     ax.legend(fontsize="small")
     save_figure(fig, path)

@@ -210,7 +210,23 @@ def test_a_study_run_by_optimize_in_sqlite(tmp_path):
     assert data["outcomes"]["failed"] == states.count(TrialState.FAIL)
     assert data["history"]["best_so_far"][0][-1] == study.best_value
     assert data["best_trials"] == [study.best_trial.number]
+    assert data["importances"]["method"].startswith("fANOVA")
     assert set(data["importances"]["values"]["objective 0"]) == {"x", "n"}
+
+
+def test_many_trials_switch_the_importances_to_ped_anova(monkeypatch):
+    """Past FANOVA_MAX_TRIALS complete trials; the parameter that drives the value still leads."""
+    rng = np.random.default_rng(5)
+    study = optuna.create_study()
+    for _ in range(60):
+        params = {"x": float(rng.uniform(0, 10)), "engine": str(rng.choice(["cpu", "mt"]))}
+        study.add_trial(create_trial(params=params, distributions=SPACE,
+                                     value=params["x"] ** 2 + float(rng.random())))
+    monkeypatch.setattr(report_module, "FANOVA_MAX_TRIALS", 40)
+    found = report_data(study, {})["importances"]
+    assert found["method"].startswith("PED-ANOVA") and "60 complete trials" in found["method"]
+    values = found["values"]["objective 0"]
+    assert sum(values.values()) == pytest.approx(1.0) and values["x"] > values["engine"]
 
 
 @settings(max_examples=30, deadline=None)
