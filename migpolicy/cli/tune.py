@@ -140,8 +140,7 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     if report_dir is not None:
         from migpolicy.tuning.report import write_report
 
-        write_report(report_dir, study, data)
-        data["report"] = f"{report_dir}/index.html"
+        data["report"] = str(write_report(report_dir, study, data) / "index.html")
     if as_json:
         echo_json(data)
         return
