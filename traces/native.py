@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from migpolicy.errors import InputError
-from migpolicy.traces.events import EVENT_DTYPE, TraceMeta
+from migpolicy.traces.events import EVENT_DTYPE, EventColumns, TraceMeta
 
 __all__ = ["DEFAULT_CHUNK", "SCHEMA", "NativeTrace", "NativeWriter", "write_native"]
 
@@ -142,11 +142,20 @@ class NativeTrace:
         return self._numbers
 
     def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
-        """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, in file order.
+        """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, in file order."""
+        for columns in self.columns(events_per_chunk):
+            out = np.empty(len(columns), dtype=EVENT_DTYPE)
+            for name in SCHEMA.names:
+                out[name] = columns[name]
+            yield out
 
-        The next batch is decoded in a background thread (pyarrow releases the
-        GIL) while the consumer works on the current one: two cores busy, two
-        batches in memory.
+    def columns(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[EventColumns]:
+        """Yield the events as :class:`EventColumns`, at most ``events_per_chunk`` at a time.
+
+        The fastest way to read the file: each column is a read-only view of
+        the buffer pyarrow decoded into, nothing is copied. The next batch is
+        decoded in a background thread (pyarrow releases the GIL) while the
+        consumer works on the current one: two cores busy, two batches in memory.
         """
         start = 0
         batches = self._file.iter_batches(batch_size=events_per_chunk, use_threads=True)
@@ -161,15 +170,14 @@ class NativeTrace:
                 if batch is None:
                     return
                 pending = pool.submit(next, batches, None)
-                out = np.empty(batch.num_rows, dtype=EVENT_DTYPE)
-                for name, column in zip(SCHEMA.names, batch.columns, strict=True):
-                    out[name] = column.to_numpy(zero_copy_only=False)
+                out = EventColumns(*(column.to_numpy(zero_copy_only=False)
+                                     for column in batch.columns))
                 self._check(out, start)
                 start += len(out)
                 yield out
 
-    def _check(self, out: np.ndarray, start: int) -> None:
-        pages = out["page"]
+    def _check(self, out: EventColumns, start: int) -> None:
+        pages = out.page
         if len(pages) and (pages.min() < 0 or pages.max() >= len(self._numbers)):
             bad = int(np.flatnonzero((pages < 0) | (pages >= len(self._numbers)))[0])
             raise InputError(f"{self.path}: event {start + bad} names page {int(pages[bad])}, "
