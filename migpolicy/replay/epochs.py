@@ -42,6 +42,8 @@ class PageIds:
 
     of_dense: np.ndarray
     first_touch: np.ndarray
+    #: The trace's dense pages are already in address order (``of_dense`` is the identity).
+    in_order: bool = False
 
     @property
     def count(self) -> int:
@@ -58,6 +60,9 @@ def page_ids(trace: Trace) -> PageIds:
     if len(numbers) == 0:
         raise InputError(f"{getattr(trace, 'name', 'the trace')}: the trace holds no memory "
                          "accesses")
+    if (numbers[1:] > numbers[:-1]).all():  # first touched in address order (scans)
+        of_dense = np.arange(len(numbers), dtype=np.int64)
+        return PageIds(of_dense=of_dense, first_touch=of_dense, in_order=True)
     order = np.argsort(numbers, kind="stable")  # replay id → dense page
     of_dense = np.empty(len(numbers), dtype=np.int64)
     of_dense[order] = np.arange(len(numbers))
@@ -166,7 +171,7 @@ class EpochStream:
             self.events += len(chunk)
             if self.on_chunk is not None:
                 self.on_chunk(chunk)
-            page = self.ids.of_dense[chunk.page]
+            page = chunk.page if self.ids.in_order else self.ids.of_dense[chunk.page]
             weight = chunk.weight * self.scale if self.scale != 1.0 else chunk.weight
             if self.tenant_of is not None:
                 tenant = chunk.tenant
@@ -179,12 +184,11 @@ class EpochStream:
         """Refuse an epoch shorter than the spacing of the trace's time stamps."""
         if self.snapshot:
             return
-        stamps = np.unique(chunk["t_ns"][:65536])
         natural = self.trace.meta.epoch_ns
         if natural:
             self.resolution_ns = int(natural)
-        elif len(stamps) > 1:
-            self.resolution_ns = int(np.diff(stamps).min())
+        else:
+            self.resolution_ns = _spacing(chunk["t_ns"][:65536])
         if self.resolution_ns and self.epoch_ns < self.resolution_ns:
             unit = "records" if self.trace.meta.clock == "ordinal" else "ns"
             raise InputError(f"epoch of {self.epoch_ns} {unit} is shorter than the trace's "
@@ -212,6 +216,15 @@ class EpochStream:
         self.accesses += float(accesses.sum())
         yield Epoch(index=index, start_ns=start,
                     length_ns=self.epoch_ns, pages=pages, accesses=accesses, writes=writes)
+
+
+def _spacing(t: np.ndarray) -> int | None:
+    """The smallest gap between distinct time stamps of ``t`` (``None``: all equal)."""
+    steps = np.diff(t)
+    if (steps < 0).any():  # out of order: compare the distinct stamps in order
+        steps = np.diff(np.unique(t))
+    steps = steps[steps > 0]
+    return int(steps.min()) if len(steps) else None
 
 
 def count_pages(page: np.ndarray, weight: np.ndarray, written: np.ndarray, npages: int,
