@@ -251,11 +251,12 @@ def count_pages(page: np.ndarray, weight: np.ndarray, written: np.ndarray, npage
         accesses = np.bincount(inverse, weights=weight, minlength=len(pages))
         writes = np.bincount(inverse[written], weights=weight[written], minlength=len(pages))
         return pages, accesses, writes
-    ordered = np.sort(page)
+    narrow = npages <= np.iinfo(np.int32).max  # 32-bit keys sort about twice as fast
+    ordered = np.sort(page.astype(np.int32) if narrow else page)
     distinct = np.empty(n, dtype=bool)
     distinct[:1] = True
     np.not_equal(ordered[1:], ordered[:-1], out=distinct[1:])
-    pages = ordered[distinct]
+    pages = ordered[distinct].astype(np.int64)
     slot[pages] = np.arange(len(pages))
     inverse = slot[page]
     accesses = np.bincount(inverse, weights=weight, minlength=len(pages))
