@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -158,23 +158,48 @@ class NativeTrace:
         consumer works on the current one: two cores busy, two batches in memory.
         """
         start = 0
+        for batch in self._batches(events_per_chunk):
+            out = EventColumns(*(column.to_numpy(zero_copy_only=False)
+                                 for column in batch.columns))
+            self._check(out, start)
+            start += len(out)
+            yield out
+
+    def _batches(self, events_per_chunk: int) -> Iterator[pa.RecordBatch]:
+        """The file's record batches, the next one decoding while the caller has this one.
+
+        A file of one batch is decoded right here: starting a thread would
+        cost more than it saves (a tuner replays small traces thousands of times).
+        """
         batches = self._file.iter_batches(batch_size=events_per_chunk, use_threads=True)
+        if self._file.metadata.num_rows <= events_per_chunk:
+            yield from self._guarded(lambda: next(batches, None))
+            return
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(next, batches, None)
-            while True:
-                try:
-                    batch = pending.result()
-                except (pa.ArrowException, OSError) as exc:
-                    raise InputError(f"{self.path}: corrupt or truncated after event {start}: "
-                                     f"{exc}") from None
-                if batch is None:
-                    return
-                pending = pool.submit(next, batches, None)
-                out = EventColumns(*(column.to_numpy(zero_copy_only=False)
-                                     for column in batch.columns))
-                self._check(out, start)
-                start += len(out)
-                yield out
+
+            def following() -> pa.RecordBatch | None:
+                nonlocal pending
+                batch = pending.result()
+                if batch is not None:
+                    pending = pool.submit(next, batches, None)
+                return batch
+
+            yield from self._guarded(following)
+
+    def _guarded(self, fetch: Callable[[], pa.RecordBatch | None]) -> Iterator[pa.RecordBatch]:
+        """Batches from ``fetch`` until it returns ``None``; a decoding error is one sentence."""
+        start = 0
+        while True:
+            try:
+                batch = fetch()
+            except (pa.ArrowException, OSError) as exc:
+                raise InputError(f"{self.path}: corrupt or truncated after event {start}: "
+                                 f"{exc}") from None
+            if batch is None:
+                return
+            start += batch.num_rows
+            yield batch
 
     def _check(self, out: EventColumns, start: int) -> None:
         pages = out.page
