@@ -114,7 +114,8 @@ class NativeTrace:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._file = pq.ParquetFile(path, memory_map=True)
+            # pre-buffering keeps every row group read so far: memory would grow with length
+            self._file = pq.ParquetFile(path, pre_buffer=False)
             kv: dict[bytes, bytes] = self._file.metadata.metadata or {}
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
