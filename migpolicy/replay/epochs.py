@@ -32,8 +32,9 @@ __all__ = ["SNAPSHOT", "EpochStream", "PageIds", "page_ids"]
 
 #: ``epoch_ns`` meaning one epoch per distinct time stamp (a DAMON snapshot).
 SNAPSHOT = 0
-#: Events per chunk read from the trace.
-CHUNK = 1 << 20
+#: Events per chunk read from the trace: a few MiB per column, so the chunks in flight (one
+#: being replayed, one being decoded) stay small beside the per-page state.
+CHUNK = 1 << 18
 
 
 @dataclass(frozen=True)
