@@ -79,6 +79,7 @@ _ENGINE_FREE = {
         "engines.dma.engine_gbps",
         "engines.dma.total_gbps",
         "engines.dma.saturation",
+        "engines.dma.overlap",
     ),
     "gpu": ("engines.gpu.launch_ns", "engines.gpu.stream_gbps", "engines.gpu.link_gbps"),
 }
@@ -106,6 +107,7 @@ _UNIT_BOUNDS = {"ns": (1e-2, 1e7), "GB/s": (0.05, 5e3), "": (0.05, 50.0)}
 DEFAULT_BOUNDS = {
     "memory.saturation": (0.3, 30.0),
     "engines.dma.saturation": (0.3, 30.0),
+    "engines.dma.overlap": (1.0, 30.0),
 }
 #: A parameter whose relative standard error exceeds this factor is "not determined".
 _UNDETERMINED_FACTOR = 2.0
