@@ -78,10 +78,35 @@ class Watermark(PlacementPolicy):
         need = min(need, len(on_fast))
         if need <= 0:
             return empty_requests()
-        order = np.lexsort((self.count[on_fast], self.last[on_fast]))[:need]
         out = np.zeros(need, dtype=REQUEST_DTYPE)
-        out["page"], out["dst"], out["reason"] = np.sort(on_fast[order]), slow, Reason.DEMOTION
+        out["page"] = coldest(on_fast, self.last[on_fast], self.count[on_fast], need)
+        out["dst"], out["reason"] = slow, Reason.DEMOTION
         return out
+
+
+def coldest(pages: np.ndarray, last: np.ndarray, count: np.ndarray, need: int) -> np.ndarray:
+    """The ``need`` pages accessed longest ago (ties: fewest accesses, then lowest page), sorted.
+
+    ``pages`` ascend; ``last`` and ``count`` are theirs. The pages a full
+    sort by (``last``, ``count``, page) would put first, found by partial
+    selection in time linear in the pages: demotion runs over the whole fast
+    tier, up to every epoch.
+    """
+    if need >= len(pages):
+        return pages
+    bound = np.partition(last, need - 1)[need - 1]
+    older = np.flatnonzero(last < bound)
+    tied = np.flatnonzero(last == bound)
+    rest = need - len(older)
+    if rest < len(tied):
+        counts = count[tied]
+        pivot = np.partition(counts, rest - 1)[rest - 1]
+        if np.isnan(pivot):  # NaN counts sort last: take the full sort's order
+            tied = tied[np.argsort(counts, kind="stable")[:rest]]
+        else:
+            fewer = tied[counts < pivot]
+            tied = np.concatenate((fewer, tied[counts == pivot][: rest - len(fewer)]))
+    return pages[np.sort(np.concatenate((older, tied)))]
 
 
 @hookimpl

@@ -37,6 +37,7 @@ __all__ = [
     "OP_READ",
     "OP_UNKNOWN",
     "OP_WRITE",
+    "EventColumns",
     "TraceFormat",
     "TraceGenerator",
     "TraceMeta",
@@ -64,6 +65,40 @@ OP_WRITE = 2
 OP_MODIFY = 3
 #: Op code → the name ``trace info`` reports.
 OP_NAMES = {OP_UNKNOWN: "unknown", OP_READ: "read", OP_WRITE: "write", OP_MODIFY: "modify"}
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """A chunk of events as one array per field, the columns of an ``EVENT_DTYPE`` chunk.
+
+    What a columnar reader hands out without building a structured array
+    (the native format's columns come straight from Arrow's buffers, read-only).
+    Reads like a structured chunk where a consumer needs it: ``len(chunk)``
+    is the number of events, ``chunk["page"]`` a field, ``chunk[a:b]`` a
+    slice of every column.
+    """
+
+    t_ns: np.ndarray
+    page: np.ndarray
+    op: np.ndarray
+    tenant: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def of(cls, events: np.ndarray) -> EventColumns:
+        """The columns of an ``EVENT_DTYPE`` array (contiguous copies)."""
+        return cls(*(np.ascontiguousarray(events[name]) for name in EVENT_DTYPE.names))
+
+    def __len__(self) -> int:
+        return len(self.t_ns)
+
+    def __getitem__(self, key: str | slice) -> Any:
+        if isinstance(key, slice):
+            return EventColumns(self.t_ns[key], self.page[key], self.op[key], self.tenant[key],
+                                self.weight[key])
+        if key not in EVENT_DTYPE.names:
+            raise KeyError(key)
+        return getattr(self, key)
 
 
 def empty_events(n: int = 0) -> np.ndarray:

@@ -21,14 +21,20 @@ from migpolicy.errors import InputError, PluginError
 from migpolicy.files import input_file
 from migpolicy.registries import collect
 from migpolicy.traces.compression import STREAM_ERRORS, compression_of, open_decompressed
-from migpolicy.traces.events import EVENT_DTYPE, TraceFormat, TraceGenerator, TraceMeta
+from migpolicy.traces.events import (
+    EVENT_DTYPE,
+    EventColumns,
+    TraceFormat,
+    TraceGenerator,
+    TraceMeta,
+)
 from migpolicy.traces.native import DEFAULT_CHUNK
 from migpolicy.traces.pages import PageTable
 from migpolicy.units import parse_size
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_PAGE_SIZE", "GeneratedTrace", "StreamedTrace", "Trace",
-           "detect_format", "generated_trace", "open_trace", "parse_page_size", "trace_formats",
-           "trace_generators"]
+           "detect_format", "generated_trace", "open_trace", "parse_page_size", "trace_columns",
+           "trace_formats", "trace_generators"]
 
 DEFAULT_PAGE_SIZE = 4096
 #: How much decompressed content format detection looks at.
@@ -50,6 +56,22 @@ class Trace(Protocol):
 
     def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, dense pages."""
+
+
+def trace_columns(trace: Trace, events_per_chunk: int = DEFAULT_CHUNK
+                  ) -> Iterator[EventColumns]:
+    """The trace's events as :class:`EventColumns` chunks, dense pages.
+
+    A trace that reads columns natively (the native format) hands them over
+    as they are decoded; any other trace's ``EVENT_DTYPE`` chunks are split
+    into columns.
+    """
+    columns = getattr(trace, "columns", None)
+    if columns is not None:
+        yield from columns(events_per_chunk)
+        return
+    for chunk in trace.chunks(events_per_chunk):
+        yield EventColumns.of(chunk)
 
 
 def trace_formats(pm: pluggy.PluginManager) -> dict[str, TraceFormat]:

@@ -38,6 +38,7 @@ of one study always compare.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -56,7 +57,7 @@ from migpolicy.tuning.pruning import MarginPruner
 from migpolicy.tuning.screening import Screener, candidate_key, candidate_pool
 from migpolicy.tuning.space import SearchSpace, build_space
 
-__all__ = ["DEFAULT_STORAGE", "OBJECTIVES", "OUTCOMES", "Figures", "Tuner", "open_study",
+__all__ = ["DEFAULT_STORAGE", "METRICS", "OBJECTIVES", "OUTCOMES", "Figures", "Tuner", "open_study",
            "summary"]
 
 #: Where studies live when ``--storage`` is not given: an SQLite file in the working directory.
@@ -65,6 +66,9 @@ DEFAULT_STORAGE = "sqlite:///migpolicy-studies.db"
 OBJECTIVES = {"app_time": "modelled application time (s)",
               "migration_cpu": "modelled migration CPU time (s)",
               "multi": "both: the Pareto front of application time and migration CPU time"}
+#: Objective name → the names of the values a trial returns (Optuna's metric names).
+METRICS = {"app_time": ["app_time"], "migration_cpu": ["migration_cpu"],
+           "multi": ["app_time", "migration_cpu"]}
 #: Values of the ``outcome`` user attribute of a trial.
 OUTCOMES = ("full", "pruned", "screened", "cached", "failed")
 
@@ -354,6 +358,9 @@ def open_study(tuner: Tuner, name: str, storage: str = DEFAULT_STORAGE, *,
         study.set_user_attr("fingerprint", fingerprint)
         study.set_user_attr("profile", tuner.space.profile)
         study.set_user_attr("setup", setup)
+        with warnings.catch_warnings():  # experimental in Optuna, stable in use since 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(METRICS[tuner.objective])  # names in the dashboard
         study.enqueue_trial(tuner.default_params(), user_attrs={"baseline": True},
                             skip_if_exists=True)
         return study

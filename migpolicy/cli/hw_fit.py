@@ -78,11 +78,11 @@ def fit_command(ctx: click.Context, tables: tuple[str, ...], mix_kernels: bool,
 
     Examples:
 
-    The shipped zen3-epyc-ptdma profile (RFC V3 kernel) is fitted by:
+    The shipped zen3-epyc-ptdma profile (RFC V3 kernel) is refitted, its assumed
+    values (engines.dma.overlap ...) kept, by:
 
     \b
-      migpolicy hw fit --base zen3-epyc-ptdma-6.14 --table v3 --table v3-batch \\
-        --name zen3-epyc-ptdma --out zen3.yaml
+      migpolicy hw fit --base zen3-epyc-ptdma --table v3 --table v3-batch --out zen3.yaml
     \b
     and its RFC V2 (kernel 6.14) predecessor:
       migpolicy hw fit --base zen3-epyc-ptdma-6.14 --table 1ab --table 2 --table 3 \\

@@ -20,7 +20,7 @@ from migpolicy.hardware.registry import is_profile_path
 from migpolicy.pipeline import STAGES, Report
 from migpolicy.units import format_size, parse_size
 
-__all__ = ["move", "report_json"]
+__all__ = ["cache_effect", "move", "report_json"]
 
 
 def _size(ctx, param, value):
@@ -143,9 +143,30 @@ def _used_sections(report: Report) -> tuple[str, ...]:
     return ("nodes", "stages.", "memory.", *(f"engines.{e}." for e in report.engines))
 
 
+def cache_effect(report: Report, run) -> tuple[dict[str, float | None], float | None]:
+    """Each used engine's ``cache_resident`` figure and the whole copy's, weighted by bytes.
+
+    The fraction of the copied bytes left in the initiating CPU's cache (1: a
+    cached copy, the destination's next accesses hit and as much is evicted;
+    0: non-temporal stores or an offload engine, the next accesses miss);
+    ``None`` where an engine does not say.
+    """
+    per_engine: dict[str, float | None] = {}
+    for name in report.engines:
+        engine = run.engines.get(name)
+        figure = engine.cache_resident if engine is not None else None
+        per_engine[name] = None if figure is None else float(figure(run.params))
+    copied = sum(t.bytes for t in report.engines.values())
+    if not copied or any(v is None for v in per_engine.values()):
+        return per_engine, None
+    return per_engine, sum(report.engines[n].bytes * (v or 0.0)
+                           for n, v in per_engine.items()) / copied
+
+
 def report_json(report: Report, run, folio: int) -> dict:
     """The ``move --json`` object."""
     prefixes = _used_sections(report)
+    resident, overall = cache_effect(report, run)
     provenance = {
         path: {"value": value.value, "unit": unit, **value.provenance.as_dict()}
         for path, value, unit in run.hw.values() if path.startswith(prefixes)
@@ -156,8 +177,10 @@ def report_json(report: Report, run, folio: int) -> dict:
         "hw": report.hw,
         "cost_model": run.hw.cost_model,
         "engine": run.engine,
-        "engines_used": {name: {**totals.as_dict(), "workers": report.engine_workers[name]}
+        "engines_used": {name: {**totals.as_dict(), "workers": report.engine_workers[name],
+                                "cache_resident": resident[name]}
                          for name, totals in report.engines.items()},
+        "cache_resident": overall,
         "workers": workers[0] if len(workers) == 1 else workers,
         "folio_size": folio,
         "bytes": report.bytes,
@@ -175,6 +198,18 @@ def report_json(report: Report, run, folio: int) -> dict:
 
 def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _cache_line(resident: float | None) -> str:
+    """What the copy leaves in the initiating CPU's cache, in words."""
+    if resident is None:
+        return "effect unknown (an engine used does not report it)"
+    if resident == 0:
+        return ("destination not cache-resident (non-temporal stores or an offload engine): "
+                "its next accesses miss; nothing evicted")
+    share = "" if resident == 1 else f"{resident:.0%} of "
+    return (f"{share}the destination left resident in the initiating CPU's cache (cached "
+            "stores, up to the cache's size): its next accesses hit, as much evicted")
 
 
 def _print_report(report: Report, data: dict, show: str) -> None:
@@ -206,6 +241,7 @@ def _print_report(report: Report, data: dict, show: str) -> None:
                        f"ms, engine {c['engine_s'] * 1e3:.3f} ms"
                        for payer, c in report.accounting.items())
     console.print(f"accounting ({data['params']['account.policy']}): {payers}")
+    console.print(f"cache: {_cache_line(data['cache_resident'])}")
     if data.get("failed_folios"):
         console.print(f"[yellow]{_plural(data['failed_folios'], 'folio')} failed to isolate[/]")
     if "measured_s" in data:

@@ -73,19 +73,22 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
 @click.option("--export", "export_path", default=None, metavar="BEST.yaml",
               help="Write the best policy as a YAML that `migpolicy replay --policy` takes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object for scripts.")
+@click.option("--report", "report_dir", default=None, metavar="DIR",
+              help="Also write DIR/index.html (optimization history, parameter importances, "
+                   "Pareto front, best trials) and DIR/tune.json, atomically.")
 @click.pass_context
 def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
                  policy_file: str | None, param_items: tuple[str, ...], trials: int,
                  timeout: float | None, objective: str, cpu_budget: float | None, screen: bool,
                  prefix_steps: int, storage: str | None, study_name: str,
                  seed: int | None, fast: str, epoch: str | None, export_path: str | None,
-                 as_json: bool) -> None:
+                 as_json: bool, report_dir: str | None) -> None:
     """Find the policy that minimises the objective on TRACE... with Optuna (TPE).
 
     Each trial picks a policy from the space the plugins declare (placement
     policy and its parameters, engine, workers, batch size ...) and replays
     every trace under it, summing the objective. Three things save replays:
-    a median pruner stops a candidate already worse than the others after a
+    a pruner stops a candidate already clearly worse than the others after a
     quarter of a trace (--prefix-steps), a random forest trained on the
     finished trials skips candidates it is sure are poor (--screen), and a
     candidate equal to a finished one reuses its result. Every trial records
@@ -103,6 +106,7 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
       migpolicy tune a.mpt b.mpt --objective migration_cpu --param engine=mt --json
       migpolicy tune phases.mpt --objective multi --cpu-budget 0.05 --trials 60
       migpolicy tune phases.mpt --storage sqlite:///runs.db --study cxl --trials 50
+      migpolicy tune phases.mpt --trials 40 --report tuning-report/
     """
     from migpolicy.cli.trace import parse_duration
     from migpolicy.context import build_context
@@ -123,6 +127,10 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     fixed = {key: resolved[key] for key in given}
     if export_path is not None:
         check_output(export_path, "best policy")
+    if report_dir is not None:
+        from migpolicy.tuning.report import check_report_dir
+
+        check_report_dir(report_dir)
     traces = [open_trace(path, pm) for path in trace_paths]
     options = ReplayOptions(fast=fast, epoch_ns=parse_duration(epoch) if epoch else None)
     tuner = Tuner(pm=pm, hw=hw_name, traces=traces, fixed=fixed, objective=objective,
@@ -143,6 +151,10 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     if export_path is not None:
         _export(export_path, tuner.params(data["best_params"]))
         data["export"] = export_path
+    if report_dir is not None:
+        from migpolicy.tuning.report import write_report
+
+        data["report"] = str(write_report(report_dir, study, data) / "index.html")
     if as_json:
         echo_json(data)
         return
@@ -187,4 +199,6 @@ def _print(data: dict[str, Any]) -> None:
                           f"{point['values'][1]:.6g}")
     if "export" in data:
         console.print(f"best policy: {data['export']}")
+    if "report" in data:
+        console.print(f"report: {data['report']}")
     console.print("figures are modelled by the replay (see `migpolicy replay --help`)")

@@ -174,7 +174,11 @@ class Profile:
                 yield f"{section}.{key}", value, SECTIONS[section][key].unit
 
     def with_values(self, updates: Mapping[str, float], provenance: Provenance) -> Profile:
-        """A copy with ``section.key`` values replaced and marked with ``provenance``."""
+        """A copy with ``section.key`` values replaced and marked with ``provenance``.
+
+        A key the profile left out and that takes another key's value
+        (``reverse_link_gbps`` ← ``link_gbps``) follows that key.
+        """
         sections = {s: dict(v) for s, v in self.sections.items()}
         nodes = dict(self.nodes)
         for dotted, number in updates.items():
@@ -184,7 +188,12 @@ class Profile:
                 params = {**node.params, key: Value(float(number), provenance)}
                 nodes[node.id] = replace(node, params=params)
             else:
+                old = sections[section].get(key)
                 sections[section][key] = Value(float(number), provenance)
+                for alias, source in OPTIONAL_KEYS.get(section, {}).items():
+                    if source == key and alias not in updates and old is not None \
+                            and self.sections[section].get(alias) is old:  # implied, not set
+                        sections[section][alias] = sections[section][key]
         provenances = dict(self.provenances)
         provenances[provenance.id] = provenance
         return replace(self, sections=sections, nodes=nodes, provenances=provenances)

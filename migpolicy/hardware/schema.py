@@ -101,6 +101,9 @@ SECTIONS: dict[str, dict[str, Check]] = {
         "total_gbps": _positive("GB/s", "bandwidth of all channels together"),
         "saturation": _positive("", "sharpness of the soft minimum over the DMA caps"),
         "completion_ns": _nonneg("ns", "per batch: wait for and handle the completion"),
+        "overlap": _positive("", "how far a channel overlaps descriptor work with data "
+                             "movement: the exponent of a soft maximum of the two (1: none, "
+                             "they add; higher: the slower alone)"),
     },
     "engines.dsa": {
         "devices": _count("", "DSA devices (one per die on Sapphire Rapids)"),
@@ -146,6 +149,11 @@ OPTIONAL_KEYS: dict[str, dict[str, str | tuple[float, str]]] = {
                            "write it back), one with non-temporal stores two: 3/2 where memory "
                            "bandwidth bounds the copy (benchmarks/nt_copy.py measures the ratio "
                            "on a machine)"),
+    },
+    "engines.dma": {
+        "overlap": (1.0, "no overlap unless a fit shows it: a channel finishes a transfer's "
+                         "descriptor work (fetch, address translation per page) before "
+                         "moving its bytes"),
     },
     "engines.gpu": {"d2h_link_gbps": "link_gbps"},
 }

@@ -34,14 +34,21 @@ _ASYNC = np.asarray(sorted(int(r) for r in ASYNC_REASONS), dtype=np.uint8)
 
 
 def access_cost(epoch: Epoch, node_of: np.ndarray, tiers: Tiers) -> tuple[float, float]:
-    """Access time (s) of ``epoch`` with pages on ``node_of``, and its fast-tier hits."""
+    """Access time (s) of ``epoch`` with pages on ``node_of``, and its fast-tier hits.
+
+    Every page is on the fast or the slow tier (a replay's placement knows no
+    other node).
+    """
     if len(epoch.pages) == 0:
         return 0.0, 0.0
-    node = node_of[epoch.pages]
+    on_fast = node_of[epoch.pages] == tiers.fast
+    fast, slow = tiers.fast, tiers.slow
     reads = epoch.accesses - epoch.writes
+    load = np.where(on_fast, tiers.load_s[fast], tiers.load_s[slow])
+    store = np.where(on_fast, tiers.store_s[fast], tiers.store_s[slow])
     # multiply and sum, not ``@``: a BLAS dot spawns threads that stall on busy CPUs
-    seconds = float((reads * tiers.load_s[node]).sum() + (epoch.writes * tiers.store_s[node]).sum())
-    hits = float(epoch.accesses[node == tiers.fast].sum())
+    seconds = float((reads * load).sum() + (epoch.writes * store).sum())
+    hits = float(epoch.accesses[on_fast].sum())
     return seconds, hits
 
 

@@ -1,28 +1,25 @@
 """``replay --report DIR``: the JSON, PNG figures and one self-contained ``index.html``.
 
-The directory is built in a temporary directory beside ``DIR`` and renamed
-into place when complete, so an error or Ctrl-C never leaves a half-written
-report; an existing report directory is replaced, any other existing
-directory is refused. ``index.html`` embeds its figures (data URIs) and its
-style, so the one file opens anywhere; the PNG files sit beside it too.
+The directory is written as :mod:`migpolicy.reportpage` writes every report:
+built beside ``DIR`` and renamed into place when complete (an error or Ctrl-C
+never leaves a half-written report), an existing replay report replaced, any
+other non-empty directory refused, ``index.html`` self-contained (figures as
+data URIs) with the PNG files beside it.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from migpolicy.errors import InputError
+from migpolicy import reportpage
 from migpolicy.pipeline import STAGES
+from migpolicy.reportpage import figure_html, page, save_figure, table
 
 __all__ = ["FIGURES", "check_report_dir", "write_report"]
 
@@ -38,62 +35,24 @@ MARKER = "replay.json"
 
 
 def check_report_dir(path: str | Path) -> Path:
-    """Check before any work that ``path`` can become (or replace) a report directory."""
-    path = Path(path)
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        raise InputError(f"--report {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"--report {path}: directory {parent} is not writable")
-    try:  # the real test (a read-only file system, /proc, a full quota): create, remove
-        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".probe", dir=parent))
-    except OSError as exc:
-        raise InputError(f"--report {path}: cannot write in {parent}: "
-                         f"{exc.strerror or exc}") from None
-    if path.exists():
-        if not path.is_dir():
-            raise InputError(f"--report {path}: exists and is not a directory")
-        if any(path.iterdir()) and not (path / MARKER).is_file():
-            raise InputError(f"--report {path}: a directory that is not a replay report; "
-                             "refusing to replace it (choose a new or empty directory)")
-    return path
+    """Check before any work that ``path`` can become (or replace) a replay report directory."""
+    return reportpage.check_report_dir(path, MARKER)
 
 
 def write_report(path: str | Path, results: Sequence[dict[str, Any]]) -> Path:
     """Write the report of ``results`` (one dict per policy) to the directory ``path``."""
-    path = check_report_dir(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.absolute().parent))
-    try:
+
+    def build(tmp: Path) -> None:
         (tmp / MARKER).write_text(json.dumps({"results": list(results)}, indent=2),
                                   encoding="utf-8")
         _figures(tmp, results)
         (tmp / "index.html").write_text(_html(tmp, results), encoding="utf-8")
-        os.chmod(tmp, 0o777 & ~_umask())
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=tmp.parent))
-            os.replace(path, old / "report")
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return reportpage.write_report_dir(path, MARKER, build)
 
 
 def _figures(out: Path, results: Sequence[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = reportpage.pyplot()
     labels = [r["label"] for r in results]
     first = results[0]
 
@@ -112,9 +71,7 @@ def _figures(out: Path, results: Sequence[dict[str, Any]]) -> None:
     top.legend(fontsize="small")
     bottom.set_ylabel("pages migrated")
     bottom.set_xlabel(f"epoch ({first['epoch']} each)")
-    fig.tight_layout()
-    fig.savefig(out / "timeline.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / "timeline.png")
 
     parts = (("access_s", "accesses"), ("migration_stall_s", "migration stalls"),
              ("policy_overhead_s", "policy overhead"), ("contention_s", "contention"))
@@ -131,9 +88,7 @@ def _figures(out: Path, results: Sequence[dict[str, Any]]) -> None:
     ax.set_ylim(0, 1.15 * max(bottom_ms.max(), first["baseline_app_time_s"] * 1e3, 1e-9))
     ax.set_ylabel("application time, ms (modelled)")
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(out / "app_time.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / "app_time.png")
 
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(results) + 3), 4.5))
     width = 0.8 / (2 * len(STAGES))
@@ -146,9 +101,7 @@ def _figures(out: Path, results: Sequence[dict[str, Any]]) -> None:
     ax.set_xticks(x, labels)
     ax.set_ylabel("ms (modelled)")
     ax.legend(fontsize="x-small", ncol=2)
-    fig.tight_layout()
-    fig.savefig(out / "stages.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / "stages.png")
 
     engines = sorted({e for r in results for e in r["migration"]["engines"]})
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(results) + 3), 4))
@@ -163,26 +116,7 @@ def _figures(out: Path, results: Sequence[dict[str, Any]]) -> None:
         ax.legend(fontsize="small")
     else:
         ax.text(0.5, 0.5, "no migrations", transform=ax.transAxes, ha="center")
-    fig.tight_layout()
-    fig.savefig(out / "engines.png", dpi=90)
-    plt.close(fig)
-
-
-_STYLE = """
-body { font-family: sans-serif; margin: 2em; max-width: 70em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
-td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-figure { margin: 1.5em 0; } img { max-width: 100%; }
-.note { color: #555; }
-"""
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    return f"<table><tr>{cells}</tr>{body}</table>"
+    save_figure(fig, out / "engines.png")
 
 
 def _html(out: Path, results: Sequence[dict[str, Any]]) -> str:
@@ -212,35 +146,29 @@ def _html(out: Path, results: Sequence[dict[str, Any]]) -> str:
            ("initial placement", first["initial"]),
            ("best static hit ratio", f"{bound['static_hit_ratio']:.3f}"),
            ("per-epoch oracle hit ratio", f"{bound['oracle_hit_ratio']:.3f}")]
-    figures = "".join(
-        f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,'
-        f'{base64.b64encode((out / name).read_bytes()).decode()}">'
-        f"<figcaption>{esc(caption)} ({esc(name)})</figcaption></figure>"
-        for name, caption in FIGURES.items())
+    figures = "".join(figure_html(out, name, caption) for name, caption in FIGURES.items())
     params = []
     for r in results:
         policy_keys = sorted(k for k in r["params"] if k.split(".")[0] in (
             "placement", r["params"]["placement"], r["params"]["placement.demotion"],
             "engine", "system"))
-        params.append(f"<h3>{esc(r['label'])}</h3>" + _table(
+        params.append(f"<h3>{esc(r['label'])}</h3>" + table(
             ("parameter", "value"), [(k, r["params"][k]) for k in policy_keys]))
-    provenance = _table(("profile value", "value", "unit", "provenance"), [
+    provenance = table(("profile value", "value", "unit", "provenance"), [
         (path, f"{p['value']:g}", p["unit"],
          f"{p['kind']}: " + "; ".join(f"{k} {v}" for k, v in p.items()
                                       if k not in ("value", "unit", "kind")))
         for path, p in first["provenance"].items()])
     notes = "".join(f'<p class="note">{esc(n)}</p>' for n in first["notes"])
-    policies = _table(["", *(r["label"] for r in results)], [(n, *v) for n, v in summary])
-    return (
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
-        f"<title>migpolicy replay: {esc(first['trace'])}</title><style>{_STYLE}</style>"
-        f"</head><body><h1>Replay of {esc(first['trace'])}</h1>{notes}"
-        f"<h2>Run</h2>{_table(('', 'value'), run)}"
+    policies = table(["", *(r["label"] for r in results)], [(n, *v) for n, v in summary])
+    return page(
+        f"migpolicy replay: {first['trace']}",
+        f"<h1>Replay of {esc(first['trace'])}</h1>{notes}"
+        f"<h2>Run</h2>{table(('', 'value'), run)}"
         f"<h2>Policies</h2>{policies}"
         f"<h2>Figures</h2>{figures}"
         f"<h2>Parameters</h2>{''.join(params)}"
         f"<h2>Where the figures come from</h2><p>Access latencies and capacities are the "
         f"profile's node values; migrations are priced by its stage models. Policy "
         f"constants are the parameters above (their help says which are assumed: "
-        f"<code>migpolicy plugins</code>, <code>docs/replay.md</code>).</p>{provenance}"
-        "</body></html>")
+        f"<code>migpolicy plugins</code>, <code>docs/replay.md</code>).</p>{provenance}")

@@ -111,6 +111,17 @@ def test_provenance_describe() -> None:
 # -- with_values and write ---------------------------------------------------------------------
 
 
+def test_a_left_out_reverse_link_follows_a_fitted_link(pm) -> None:
+    """zen3 gives one link figure (symmetric); gh200 measured both directions."""
+    fit = Provenance("test-fit", "fitted", {"source": "t", "date": "2026-01-01", "command": "x"})
+    zen3 = find_profile(pm, "zen3-epyc-ptdma").with_values({"memory.link_gbps": 40.0}, fit)
+    assert zen3.p("memory.reverse_link_gbps") == 40.0
+    gh200 = find_profile(pm, "gh200")
+    before = gh200.p("memory.reverse_link_gbps")
+    moved = gh200.with_values({"memory.link_gbps": before + 100}, fit)
+    assert moved.p("memory.reverse_link_gbps") == before
+
+
 def test_with_values_marks_updated_parameters(pm, tmp_path: Path) -> None:
     profile = find_profile(pm, "zen3-epyc-ptdma")
     fit = Provenance("test-fit", "fitted", {"source": "a test table", "date": "2026-01-01",

@@ -91,6 +91,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(("trace", "convert", str(LACKEY_TRACE), "{output}", "--json")),
     Command(("trace", "gen", "zipf", "--events", "1000", "--out", "{output}", "--json")),
     Command(("tune", str(LACKEY_TRACE), "--trials", "1", "--export", "{output}", "--json")),
+    Command(("tune", str(LACKEY_TRACE), "--trials", "1", "--report", "{output}", "--json"),
+            good_outputs=("a-directory",)),
     Command(("replay", "{input}", "--json"), reads="trace"),
     Command(("replay", str(LACKEY_TRACE), "--policy", "{input}", "--json"), reads="policy"),
     Command(("policy", "kernel", "{input}", "--json"), reads="policy"),
