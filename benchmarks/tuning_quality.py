@@ -23,10 +23,10 @@ matters):
    trace per tuner, with ``--seeds`` seeds per arm: **random** search
    (``RandomSampler``, no pruner), **plain TPE** (``TPESampler``, no
    pruner, no screening, one report per trace) and **TPE + model + pruning**
-   (the tuner's defaults: learned-model screening, prefix replays reported to
-   Optuna's ``MedianPruner``). A run stops when its best full replay is
-   within 2% of the grid optimum or after ``--budget`` (a fraction of the
-   grid size) full replays.
+   (the tuner's defaults: a learned model that screens and proposes
+   candidates, prefix replays reported to the tuner's pruner). A run stops
+   when its best full replay is within 2% of the grid optimum or after
+   ``--budget`` (a fraction of the grid size) full replays.
 
 Reported per trace x profile x arm: the median over seeds of the number of
 full replays until the best one is within 2% of the grid optimum ("not
