@@ -31,15 +31,17 @@ class MarginPruner(optuna.pruners.BasePruner):
     """
 
     def __init__(self, margin: float = 0.1, percentile: float = 50.0,
-                 n_startup_trials: int = 5) -> None:
-        if margin < 0 or not 0 <= percentile <= 100 or n_startup_trials < 1:
+                 n_startup_trials: int = 5, n_warmup_steps: int = 0) -> None:
+        if margin < 0 or not 0 <= percentile <= 100 or n_startup_trials < 1 \
+                or n_warmup_steps < 0:
             raise ValueError("expected margin >= 0, 0 <= percentile <= 100, "
-                             "n_startup_trials >= 1")
+                             "n_startup_trials >= 1, n_warmup_steps >= 0")
         self.margin, self.percentile, self.n_startup_trials = margin, percentile, n_startup_trials
+        self.n_warmup_steps = n_warmup_steps
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         step = trial.last_step
-        if step is None:
+        if step is None or step < self.n_warmup_steps:
             return False
         value = trial.intermediate_values[step]
         if math.isnan(value):

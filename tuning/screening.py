@@ -65,7 +65,7 @@ class Screener:
     the margin matters most early; ``min_trials`` full replays come first.
     """
 
-    def __init__(self, space: SearchSpace, *, min_trials: int = 10, quantile: float = 0.5,
+    def __init__(self, space: SearchSpace, *, min_trials: int = 6, quantile: float = 0.5,
                  margin: float = 0.05, spread: float = 1.0, seed: int = 0) -> None:
         self.space, self.min_trials, self.quantile = space, min_trials, quantile
         self.margin = margin
@@ -100,25 +100,6 @@ class Screener:
         trees = trees.reshape(len(trees), -1)
         return trees.mean(axis=0), trees.std(axis=0)
 
-    def propose(self, pool: Sequence[Mapping[str, Any]], exclude: set[tuple] | None = None
-                ) -> tuple[dict[str, Any], list[float]] | None:
-        """The candidate of ``pool`` with the best optimistic prediction (first objective).
-
-        ``exclude`` holds the keys (:func:`candidate_key`) of candidates already
-        tried. ``None`` when nothing is left or the model is not fitted.
-        """
-        if self._model is None:
-            return None
-        fresh = [p for p in pool if candidate_key(p) not in (exclude or set())]
-        if not fresh:
-            return None
-        x = np.stack([encode(self.space, p) for p in fresh])
-        trees = np.stack([tree.predict(x) for tree in self._model.estimators_])
-        trees = trees.reshape(len(self._model.estimators_), len(fresh), -1)
-        mean, std = trees.mean(axis=0), trees.std(axis=0)
-        best = int(np.argmin(mean[:, 0] - self.spread * std[:, 0]))
-        return dict(fresh[best]), mean[best].tolist()
-
     def screens(self, params: Mapping[str, Any]) -> tuple[bool, list[float]]:
         """Whether to skip the replay of ``params``, and the predicted objective values."""
         mean, std = self.predict(params)
@@ -131,48 +112,3 @@ class Screener:
                            & np.any(self._values < bound, axis=1))
         return bool(dominated), mean.tolist()
 
-
-class _Mixed:
-    """A stand-in for an Optuna trial: ``chosen`` values where they fit, else ``fallback``'s."""
-
-    def __init__(self, chosen: Mapping[str, Any], fallback: Any) -> None:
-        self.chosen, self.fallback = chosen, fallback
-
-    def _pick(self, name: str, fits: bool, ask: Any) -> Any:
-        return self.chosen[name] if name in self.chosen and fits else ask()
-
-    def suggest_int(self, name: str, low: int, high: int, log: bool = False) -> int:
-        value = self.chosen.get(name)
-        return self._pick(name, isinstance(value, int) and low <= value <= high,
-                          lambda: self.fallback.suggest_int(name, low, high, log=log))
-
-    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
-        value = self.chosen.get(name)
-        return self._pick(name, isinstance(value, float | int) and low <= value <= high,
-                          lambda: self.fallback.suggest_float(name, low, high, log=log))
-
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        return self._pick(name, self.chosen.get(name) in choices,
-                          lambda: self.fallback.suggest_categorical(name, choices))
-
-
-def candidate_pool(space: SearchSpace, best: Sequence[Mapping[str, Any]], count: int,
-                   seed: int) -> list[dict[str, Any]]:
-    """``count`` random candidates, and as many mixes of a good one with a random one.
-
-    A mix keeps each value of a good candidate with probability 0.7 and draws
-    the rest; a parameter that a changed choice turns on is drawn too, so
-    every candidate satisfies the space's conditions.
-    """
-    import optuna
-
-    rng = np.random.default_rng(seed)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    pool = []
-    for i in range(count):
-        pool.append(space.suggest(study.ask()))
-        if best:
-            parent = best[i % len(best)]
-            kept = {k: v for k, v in parent.items() if rng.random() < 0.7}
-            pool.append(space.suggest(_Mixed(kept, study.ask())))
-    return pool

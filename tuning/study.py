@@ -54,7 +54,7 @@ from migpolicy.hardware.registry import find_profile
 from migpolicy.replay import DEFAULT_POLICY, Checkpoint, ReplayOptions, page_ids, replay
 from migpolicy.traces import Trace
 from migpolicy.tuning.pruning import MarginPruner
-from migpolicy.tuning.screening import Screener, candidate_key, candidate_pool
+from migpolicy.tuning.screening import Screener, candidate_key
 from migpolicy.tuning.space import SearchSpace, build_space
 
 __all__ = ["DEFAULT_STORAGE", "METRICS", "OBJECTIVES", "OUTCOMES", "Figures", "Tuner", "open_study",
@@ -227,18 +227,15 @@ class Tuner:
                                   done.user_attrs["migration_cpu_s"])
                 self._record(trial, "cached", figures, same_as=done.number)
                 return self._result(figures)
-        proposed = "predicted" in trial.user_attrs  # enqueued by the model: no screening
         if self.screening and self.screener.fit(
                 [t.params for t in finished],
                 [Figures(t.user_attrs["app_time_s"], t.user_attrs["migration_cpu_s"])
                  .values(self.objective) for t in finished]):
-            if not proposed:
-                self._propose(trial.study, finished)
-                skip, predicted = self.screener.screens(suggested)
-                trial.set_user_attr("predicted", predicted)
-                if skip:
-                    self._record(trial, "screened", self._predicted_figures(predicted))
-                    raise optuna.TrialPruned("screened out by the learned model")
+            skip, predicted = self.screener.screens(suggested)
+            trial.set_user_attr("predicted", predicted)
+            if skip:
+                self._record(trial, "screened", self._predicted_figures(predicted))
+                raise optuna.TrialPruned("screened out by the learned model")
         try:
             figures = self.evaluate(self.params(suggested), trial)
         except InputError as exc:
@@ -246,16 +243,6 @@ class Tuner:
             raise
         self._record(trial, "full", figures)
         return self._result(figures)
-
-    def _propose(self, study: optuna.Study, finished: list[optuna.trial.FrozenTrial]) -> None:
-        """Enqueue the model's favourite of a pool of candidates as the next trial."""
-        ranked = sorted(finished, key=lambda t: t.values[0])[:5]
-        pool = candidate_pool(self.space, [t.params for t in ranked], 128,
-                              seed=self.seed + len(finished))
-        tried = {candidate_key(t.params) for t in study.get_trials(deepcopy=False)}
-        choice = self.screener.propose(pool, tried)
-        if choice is not None:
-            study.enqueue_trial(choice[0], user_attrs={"predicted": choice[1]})
 
     def _predicted_figures(self, predicted: list[float]) -> Figures:
         """Figures for a screened candidate (events 0: nothing was replayed)."""
@@ -348,7 +335,8 @@ def open_study(tuner: Tuner, name: str, storage: str = DEFAULT_STORAGE, *,
     try:
         study = optuna.create_study(
             storage=storage, study_name=name, directions=tuner.directions, load_if_exists=True,
-            sampler=sampler, pruner=pruner or MarginPruner())
+            sampler=sampler,
+            pruner=pruner or MarginPruner(n_warmup_steps=tuner.prefix_steps // 2))
     except (ValueError, ImportError, sqlalchemy.exc.SQLAlchemyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"--storage {storage}: cannot open the study storage: {first}") from None

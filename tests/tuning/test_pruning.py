@@ -52,3 +52,8 @@ def test_nan_is_pruned():
 def test_nonsense_settings_are_refused():
     with pytest.raises(ValueError, match="margin >= 0"):
         MarginPruner(margin=-1)
+
+
+def test_warm_up_steps_prune_nothing():
+    study = study_with([1.0] * 6, MarginPruner(n_warmup_steps=1))
+    assert not verdict(study, 100.0, step=0)

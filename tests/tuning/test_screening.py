@@ -10,7 +10,7 @@ from optuna.distributions import CategoricalDistribution
 
 from migpolicy.hardware.registry import find_profile
 from migpolicy.plugin_manager import get_plugin_manager
-from migpolicy.tuning.screening import Screener, candidate_key, candidate_pool, encode
+from migpolicy.tuning.screening import Screener, encode
 from migpolicy.tuning.space import build_space
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -87,34 +87,3 @@ def test_two_objectives_screen_only_what_a_replayed_point_dominates(space):
     none = next(p for p in candidates(space, 200, seed=5) if p["placement"] == "none")
     assert not screener.screens(none)[0]
 
-
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**31 - 1))
-def test_every_pooled_candidate_holds_exactly_the_parameters_that_apply(space, seed):
-    parents = candidates(space, 2, seed)
-    pool = candidate_pool(space, parents, 8, seed)
-    assert len(pool) == 16
-    for params in pool:
-        assert set(params) == set(space.active(params))
-        for name, value in params.items():
-            dist = space.distributions[name]
-            assert dist._contains(dist.to_internal_repr(value))
-
-
-def test_the_model_proposes_the_best_predicted_untried_candidate(space):
-    """Known function: hist with the smallest batch is best; the model, trained on 40
-    random candidates, proposes a hist candidate, and never one already tried."""
-    def f(p):
-        return (1.0 if p["placement"] == "hist" else 3.0) + p.get("batch.max_folios", 512) / 512
-
-    train = candidates(space, 40, seed=6)
-    screener = Screener(space)
-    screener.fit(train, [[f(p)] for p in train])
-    pool = candidate_pool(space, train[:3], 64, seed=7)
-    params, predicted = screener.propose(pool)
-    assert params["placement"] == "hist"
-    assert predicted[0] < 2.5
-    again, _ = screener.propose(pool, exclude={candidate_key(params)})
-    assert candidate_key(again) != candidate_key(params)
-    assert screener.propose(pool, exclude={candidate_key(p) for p in pool}) is None
