@@ -17,7 +17,10 @@ __all__ = ["tune_command"]
 
 @contextlib.contextmanager
 def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] | None]:
-    """A rich progress bar on stderr counting trials, with the best value so far, or ``None``."""
+    """A rich progress bar on stderr of the run's trials (all workers), or ``None``.
+
+    Yields ``show(done, best)``: trials of the run done so far, best value of the study.
+    """
     if not enabled:
         yield None
         return
@@ -28,12 +31,11 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("", total=total)
 
-        def tick(study, trial) -> None:
-            values = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
-            progress.update(task, advance=1,
-                            description=f"best {min(values):.6g}" if values else "")
+        def show(done: int, best: float | None) -> None:
+            progress.update(task, completed=done,
+                            description=f"best {best:.6g}" if best is not None else "")
 
-        yield tick
+        yield show
 
 
 @click.command("tune")
@@ -45,7 +47,15 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
 @click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE",
               help="Fix a parameter (repeatable; overrides --policy), e.g. --param engine=mt.")
 @click.option("--trials", default=20, show_default=True, type=click.IntRange(min=1),
-              help="Trials to run in this invocation (added to the study's earlier ones).")
+              help="Trials of this run, counted across all its workers (every --jobs process, "
+                   "every machine running the same command); added to the study's earlier "
+                   "ones, or finishing an interrupted run of the same size.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes on this machine sharing the run.")
+@click.option("--heartbeat", "heartbeat_s", default=10, show_default=True,
+              type=click.IntRange(min=1), metavar="SECONDS",
+              help="Heartbeat of a running trial; a trial silent for twice this (its worker "
+                   "died) is failed and run again by another worker.")
 @click.option("--timeout", default=None, type=click.FloatRange(min=0, min_open=True),
               metavar="SECONDS", help="Stop starting trials after this many seconds.")
 @click.option("--objective", default="app_time", show_default=True,
@@ -66,10 +76,10 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object for scripts.")
 @click.pass_context
 def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
-                 policy_file: str | None, param_items: tuple[str, ...], trials: int,
-                 timeout: float | None, objective: str, storage: str | None, study_name: str,
-                 seed: int | None, fast: str, epoch: str | None, export_path: str | None,
-                 as_json: bool) -> None:
+                 policy_file: str | None, param_items: tuple[str, ...], trials: int, jobs: int,
+                 heartbeat_s: int, timeout: float | None, objective: str, storage: str | None,
+                 study_name: str, seed: int | None, fast: str, epoch: str | None,
+                 export_path: str | None, as_json: bool) -> None:
     """Find the policy that minimises OBJECTIVE on TRACE... with Optuna (TPE).
 
     Each trial picks a policy from the space the plugins declare (placement
@@ -81,6 +91,12 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     run the command again (or after Ctrl-C) to continue the study. Figures
     are modelled, as for replay.
 
+    Workers: --jobs N runs N processes here; the same command with the same
+    --storage postgresql://... and --study on other machines joins the run.
+    --trials is the run's total over all workers; a killed worker's trial is
+    failed by the heartbeat and run again by another. optuna-dashboard URL
+    shows the study (pip install 'migpolicy[dashboard]').
+
     \b
     Examples:
       migpolicy trace gen phases --out phases.mpt --events 200K --pages 1024
@@ -88,6 +104,9 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
       migpolicy replay phases.mpt --policy best.yaml
       migpolicy tune a.mpt b.mpt --objective migration_cpu --param engine=mt --json
       migpolicy tune phases.mpt --storage sqlite:///runs.db --study cxl --trials 50
+      migpolicy tune phases.mpt --jobs 2 --trials 100
+      migpolicy tune phases.mpt --storage postgresql://tuner@db.lab/studies --study cxl \\
+          --trials 400 --jobs 8        # the same line on every machine
     """
     from migpolicy.cli.trace import parse_duration
     from migpolicy.context import build_context
@@ -97,7 +116,9 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     from migpolicy.replay import ReplayOptions
     from migpolicy.replay.policyfile import load_policy
     from migpolicy.traces import open_trace
+    from migpolicy.tuning.storage import dashboard_command, open_storage, safe_url
     from migpolicy.tuning.study import DEFAULT_STORAGE, Tuner, open_study, summary
+    from migpolicy.tuning.workers import run_progress, run_workers, start_run, work
 
     pm = get_plugin_manager(ctx.find_root().obj["plugins"])
     given: dict[str, Any] = {}
@@ -117,13 +138,22 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = open_study(tuner, study_name, storage,
-                       sampler=optuna.samplers.TPESampler(seed=seed))
-    with _progress(trials, not as_json and sys.stderr.isatty()) as tick:
-        tuner.optimize(study, n_trials=trials, timeout=timeout,
-                       callbacks=[tick] if tick else None)
+    backend = open_storage(storage, heartbeat_s)
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    study = open_study(tuner, study_name, backend, sampler=sampler)
+    run = start_run(backend, study, trials)
+    with _progress(trials, not as_json and sys.stderr.isatty()) as show:
+        if jobs > 1:
+            run_workers(jobs, tuner, backend, study, run, seed=seed, timeout=timeout,
+                        on_progress=show)
+        else:
+            work(tuner, study, backend, timeout=timeout,
+                 callbacks=[lambda s, _: show(*run_progress(s, run))] if show else None)
     data = {**summary(study, baseline), "objective": objective, "study": study_name,
-            "storage": storage,
+            "storage": safe_url(storage), "jobs": jobs,
+            "run": {"first_trial": run.first, "trials": trials,
+                    "done": run_progress(study, run)[0]},
+            "dashboard": dashboard_command(storage),
             "notes": ["figures are modelled by the replay (see `migpolicy replay --help`)",
                       "screened_out is 0: screening by a learned model is not built yet"]}
     if export_path is not None:
@@ -157,4 +187,5 @@ def _print(data: dict[str, Any]) -> None:
         console.print(f"  {key}: {value}")
     if "export" in data:
         console.print(f"best policy: {data['export']}")
+    console.print(f"see the study: {data['dashboard']}", soft_wrap=True)
     console.print("figures are modelled; screening by a learned model is not built yet")
