@@ -24,16 +24,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import os
+import random
+import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from migpolicy.errors import InputError
 
@@ -44,6 +47,8 @@ __all__ = ["CONNECT_TIMEOUT_S", "DEFAULT_HEARTBEAT_S", "SharedStorage", "dashboa
 DEFAULT_HEARTBEAT_S = 10
 #: Seconds a connection attempt may take before the URL is called dead.
 CONNECT_TIMEOUT_S = 10
+#: Attempts at opening a new database that other workers are setting up at the same instant.
+SCHEMA_ATTEMPTS = 5
 #: How often a trial whose worker died is run again (a retry whose worker dies too is not).
 MAX_RETRY = 1
 
@@ -97,19 +102,38 @@ class SharedStorage(RDBStorage):
     """
 
     guard: Callable[[SharedStorage, int], None] | None = None
+    #: Who runs the trials this process starts (``host:pid``), recorded as their user attribute
+    #: ``worker``; ``None`` records nothing.
+    worker: str | None = None
 
     def _create_new_trial(self, study_id: int,
                           template_trial: FrozenTrial | None = None) -> FrozenTrial:
         """Create a trial; a fresh one (no template) only once ``guard`` agrees, under the lock.
 
         Optuna's cache in front of an RDB storage creates trials through this
-        method (not ``create_new_trial``), so the guard sits here.
+        method (not ``create_new_trial``), so the guard sits here. A fresh
+        trial is running from its creation: it records its worker.
         """
-        if template_trial is not None or self.guard is None:
+        if template_trial is not None:
             return super()._create_new_trial(study_id, template_trial)
-        with self.lock(self.get_study_name_from_id(study_id)):
-            self.guard(self, study_id)
-            return super()._create_new_trial(study_id, template_trial)
+        if self.guard is None:
+            trial = super()._create_new_trial(study_id, template_trial)
+        else:
+            with self.lock(self.get_study_name_from_id(study_id)):
+                self.guard(self, study_id)
+                trial = super()._create_new_trial(study_id, template_trial)
+        if self.worker is not None:
+            self.set_trial_user_attr(trial._trial_id, "worker", self.worker)
+            trial.set_user_attr("worker", self.worker)
+        return trial
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState,
+                               values: Sequence[float] | None = None) -> bool:
+        """Set a trial's state; a waiting trial this process takes records its worker."""
+        changed = super().set_trial_state_values(trial_id, state, values)
+        if changed and state == TrialState.RUNNING and self.worker is not None:
+            self.set_trial_user_attr(trial_id, "worker", self.worker)
+        return changed
 
     def count(self, sql: str, **params: object) -> int:
         """The integer a ``SELECT count(*) ...`` over Optuna's tables returns."""
@@ -153,14 +177,24 @@ def open_storage(url: str, heartbeat_s: int = DEFAULT_HEARTBEAT_S) -> SharedStor
     elif backend == "sqlite":
         connect_args = {"timeout": 60}  # workers wait for each other's writes, not fail
     try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return SharedStorage(
-                parsed.render_as_string(hide_password=False),
-                engine_kwargs={"connect_args": connect_args, "pool_pre_ping": True},
-                heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                    max_retry=MAX_RETRY))
+        for attempt in itertools.count(1):
+            try:
+                with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return SharedStorage(
+                        parsed.render_as_string(hide_password=False),
+                        engine_kwargs={"connect_args": connect_args, "pool_pre_ping": True},
+                        heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s,
+                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                            max_retry=MAX_RETRY))
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                # workers opening a new database at once race to create Optuna's tables:
+                # the losers find them created and try again
+                if attempt == SCHEMA_ATTEMPTS or not (
+                        isinstance(exc, sqlalchemy.exc.IntegrityError)
+                        or "already exists" in str(exc)):
+                    raise
+                time.sleep(random.uniform(0.05, 0.3))
     except ImportError:
         raise InputError(f"--storage {safe_url(url)}: no driver for {parsed.drivername} is "
                          "installed (postgresql needs psycopg: pip install 'psycopg[binary]')"

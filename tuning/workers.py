@@ -24,6 +24,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import time
 import warnings
@@ -147,7 +148,7 @@ def work(tuner: Tuner, study: optuna.Study, storage: SharedStorage, *,
     running one (it could die and leave its trial to run here), or after
     ``timeout`` seconds. A database lost mid-run is one sentence.
     """
-    storage.guard = _budget_guard
+    storage.guard, storage.worker = _budget_guard, f"{socket.gethostname()}:{os.getpid()}"
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
