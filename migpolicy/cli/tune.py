@@ -129,16 +129,16 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     fixed = {key: resolved[key] for key in given}
     if export_path is not None:
         check_output(export_path, "best policy")
+    storage = storage or DEFAULT_STORAGE
+    backend = open_storage(storage, heartbeat_s)  # a dead database is said before any work
     traces = [open_trace(path, pm) for path in trace_paths]
     options = ReplayOptions(fast=fast, epoch_ns=parse_duration(epoch) if epoch else None)
     tuner = Tuner(pm=pm, hw=hw_name, traces=traces, fixed=fixed, objective=objective,
                   options=options)
     baseline = tuner.baseline()
-    storage = storage or DEFAULT_STORAGE
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    backend = open_storage(storage, heartbeat_s)
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = open_study(tuner, study_name, backend, sampler=sampler)
     run = start_run(backend, study, trials)
