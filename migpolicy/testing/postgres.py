@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL server for tests of shared study storage (``tune --storage``).
 
-:func:`start_server` creates a cluster in a folder with the ``initdb`` and
+:func:`start_server` creates a cluster in a new temporary folder with the ``initdb`` and
 ``pg_ctl`` of the local PostgreSQL installation (on ``PATH`` or under
 ``/usr/lib/postgresql/VERSION/bin``, as Debian's ``postgresql`` package lays
 them), listening on 127.0.0.1 on a free port, with password authentication
@@ -8,10 +8,11 @@ them), listening on 127.0.0.1 on a free port, with password authentication
 PostgreSQL refuses to run as root: as root the cluster belongs to the
 ``postgres`` system user and its commands run through ``runuser``.
 
-CI starts one for the whole test run and exports its URL::
+CI starts one for the whole test run and exports its URL (the module needs only the
+standard library, so any ``python3`` runs it, before migpolicy is installed)::
 
-    read -r url folder < <(python -m migpolicy.testing.postgres start)  # URL, then its folder
-    python -m migpolicy.testing.postgres stop "$folder"
+    read -r url folder <<<"$(python3 migpolicy/testing/postgres.py start)"  # URL, folder
+    python3 migpolicy/testing/postgres.py stop "$folder"
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def start_server(*, durable: bool = False) -> PostgresServer:
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options += " -c max_connections=200"  # every worker holds a few
         subprocess.run(_as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-l",
                                   str(folder / "server.log"), "-o", options, "-w", "start"]),
                        **run)
