@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -129,6 +130,8 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     fixed = {key: resolved[key] for key in given}
     if export_path is not None:
         check_output(export_path, "best policy")
+    # SQLAlchemy logs a cursor it could not close when Ctrl-C lands mid-query: not for the user
+    logging.getLogger("sqlalchemy.pool").addHandler(logging.NullHandler())
     storage = storage or DEFAULT_STORAGE
     backend = open_storage(storage, heartbeat_s)  # a dead database is said before any work
     traces = [open_trace(path, pm) for path in trace_paths]
