@@ -105,6 +105,8 @@ class SharedStorage(RDBStorage):
     #: Who runs the trials this process starts (``host:pid``), recorded as their user attribute
     #: ``worker``; ``None`` records nothing.
     worker: str | None = None
+    #: The trial this process last set running (created fresh or taken from the queue).
+    running: int | None = None
 
     def _create_new_trial(self, study_id: int,
                           template_trial: FrozenTrial | None = None) -> FrozenTrial:
@@ -122,6 +124,7 @@ class SharedStorage(RDBStorage):
             with self.lock(self.get_study_name_from_id(study_id)):
                 self.guard(self, study_id)
                 trial = super()._create_new_trial(study_id, template_trial)
+        self.running = trial._trial_id
         if self.worker is not None:
             self.set_trial_user_attr(trial._trial_id, "worker", self.worker)
             trial.set_user_attr("worker", self.worker)
@@ -131,8 +134,10 @@ class SharedStorage(RDBStorage):
                                values: Sequence[float] | None = None) -> bool:
         """Set a trial's state; a waiting trial this process takes records its worker."""
         changed = super().set_trial_state_values(trial_id, state, values)
-        if changed and state == TrialState.RUNNING and self.worker is not None:
-            self.set_trial_user_attr(trial_id, "worker", self.worker)
+        if changed and state == TrialState.RUNNING:
+            self.running = trial_id
+            if self.worker is not None:
+                self.set_trial_user_attr(trial_id, "worker", self.worker)
         return changed
 
     def count(self, sql: str, **params: object) -> int:
@@ -175,7 +180,7 @@ def open_storage(url: str, heartbeat_s: int = DEFAULT_HEARTBEAT_S) -> SharedStor
     if backend == "postgresql":
         connect_args = {"connect_timeout": CONNECT_TIMEOUT_S}
     elif backend == "sqlite":
-        connect_args = {"timeout": 60}  # workers wait for each other's writes, not fail
+        connect_args = {"timeout": 20}  # workers wait for each other's writes, not fail
     try:
         for attempt in itertools.count(1):
             try:

@@ -139,6 +139,22 @@ def _wait_for_others(study: optuna.Study, storage: SharedStorage,
     return False
 
 
+def _fail_own_trial(storage: SharedStorage) -> None:
+    """After Ctrl-C: fail the trial this process set running, if it still is.
+
+    Covers Ctrl-C between a trial's creation and its objective (the tuner does
+    not know the trial yet). A storage that cannot take the write now (the
+    interrupt broke a query) is left alone: the trial's heartbeats have
+    stopped, so the next worker fails it.
+    """
+    try:
+        if storage.running is not None and (
+                storage.get_trial(storage.running).state == TrialState.RUNNING):
+            storage.set_trial_state_values(storage.running, TrialState.FAIL)
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError):
+        pass
+
+
 def work(tuner: Tuner, study: optuna.Study, storage: SharedStorage, *,
          timeout: float | None = None,
          callbacks: list[Callable[[optuna.Study, Any], None]] | None = None) -> None:
@@ -162,7 +178,13 @@ def work(tuner: Tuner, study: optuna.Study, storage: SharedStorage, *,
                 pass
             if not _wait_for_others(study, storage, deadline):
                 return
+    except KeyboardInterrupt:
+        _fail_own_trial(storage)
+        raise
     except sqlalchemy.exc.SQLAlchemyError as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C inside a query
+            _fail_own_trial(storage)
+            raise KeyboardInterrupt from None
         raise InputError(f"--storage {safe_url(storage.url)}: lost the study storage "
                          f"mid-run: {error_reason(exc)}") from None
 
@@ -180,6 +202,10 @@ def _worker(index: int, tuner: Tuner, url: str, name: str, heartbeat_s: int,
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # Optuna turns Ctrl-C inside its own writes into another error
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            sys.exit(130)
+        raise
 
 
 def run_workers(jobs: int, tuner: Tuner, storage: SharedStorage, study: optuna.Study,

@@ -121,23 +121,24 @@ def test_a_worker_with_another_space_is_refused_on_postgres(run_cli, phases, pos
     assert ":***@" in err and postgres_url.split("@")[0].split(":")[-1] not in err
 
 
-def test_ctrl_c_stops_every_job_and_leaves_no_trial_running(migpolicy_exe, phases, tmp_path):
-    db = tmp_path / "s.db"
-    storage = f"sqlite:///{db}"
+def test_ctrl_c_stops_every_job_and_leaves_no_trial_running(migpolicy_exe, phases,
+                                                            postgres_url):
+    storage, name = postgres_url, f"cli-ctrl-c-{uuid.uuid4().hex}"
     proc = subprocess.Popen([migpolicy_exe, "tune", str(phases), "--trials", "500", "--jobs",
-                             "2", "--storage", storage, "--json"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                             "2", "--storage", storage, "--study", name, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     deadline, done = time.monotonic() + 60, 0
     while time.monotonic() < deadline and done < 4:
         time.sleep(0.3)
         try:
-            done = sum(t.state.is_finished() for t in load(storage, "migpolicy").trials)
+            done = sum(t.state.is_finished() for t in load(storage, name).trials)
         except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet
             continue
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert out == "" and err.strip() == "migpolicy: interrupted"
-    trials = load(storage, "migpolicy").trials
+    trials = load(storage, name).trials
     assert sum(t.state == TrialState.COMPLETE for t in trials) >= 4
     assert not [t for t in trials if t.state == TrialState.RUNNING]
