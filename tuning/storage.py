@@ -31,6 +31,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -172,8 +173,19 @@ class SharedStorage(RDBStorage):
             yield
 
 
-def open_storage(url: str, heartbeat_s: int = DEFAULT_HEARTBEAT_S) -> SharedStorage:
-    """Open ``url`` as a :class:`SharedStorage` with heartbeats; one sentence when it cannot."""
+def open_storage(url: str, heartbeat_s: int | None = DEFAULT_HEARTBEAT_S) -> SharedStorage:
+    """Open ``url`` as a :class:`SharedStorage`; one sentence when it cannot.
+
+    ``heartbeat_s`` ``None`` opens it without heartbeats (one worker alone on
+    an SQLite file: nobody to take over its trials).
+    """
+    beats: dict[str, Any] = {}
+    if heartbeat_s is not None:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            beats = {"heartbeat_interval": heartbeat_s, "grace_period": 2 * heartbeat_s,
+                     "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(
+                         max_retry=MAX_RETRY)}
     parsed = _driver_url(url)
     backend = parsed.get_backend_name()
     connect_args: dict[str, object] = {}
@@ -189,9 +201,7 @@ def open_storage(url: str, heartbeat_s: int = DEFAULT_HEARTBEAT_S) -> SharedStor
                     return SharedStorage(
                         parsed.render_as_string(hide_password=False),
                         engine_kwargs={"connect_args": connect_args, "pool_pre_ping": True},
-                        heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s,
-                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                            max_retry=MAX_RETRY))
+                        **beats)
             except sqlalchemy.exc.SQLAlchemyError as exc:
                 # workers opening a new database at once race to create Optuna's tables:
                 # the losers find them created and try again

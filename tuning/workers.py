@@ -11,8 +11,8 @@ study's existing ones. So the same command on several machines runs N trials
 in all; after Ctrl-C the same command finishes the interrupted run; once a
 run has handed out all its trials, the same command adds N more.
 
-A trial counts against the budget from its creation, unless it fails without
-an ``outcome`` (its worker was killed or interrupted): a trial of a dead
+A trial counts against the budget from its creation, unless it fails for
+another reason than its objective (its worker was killed or interrupted): a trial of a dead
 worker is failed by the heartbeat and run again by another worker (the retry
 counts instead), an interrupted one is replaced. Creating a trial within the
 budget is atomic among workers (the study's lock in :class:`SharedStorage`),
@@ -41,15 +41,17 @@ from migpolicy.errors import InputError, MigpolicyError
 from migpolicy.tuning.storage import SharedStorage, error_reason, open_storage, safe_url
 from migpolicy.tuning.study import Tuner, open_study
 
-__all__ = ["BudgetSpent", "Run", "run_progress", "run_workers", "start_run", "work",
+__all__ = ["BudgetSpent", "Run", "counts", "run_progress", "run_workers", "start_run", "work",
            "worker_seed"]
 
 #: The study's user attribute that records its current run.
 RUN_ATTR = "run"
-#: Trials of a run that count: every one but those failed without an outcome (dead workers).
+#: Trials of a run that count: every one but those failed for another reason than their
+#: objective (outcome ``failed``): their worker died or was interrupted, even after it had
+#: recorded the outcome but before it had stored the state.
 _COUNTED = """SELECT count(*) FROM trials t WHERE t.study_id = :study AND t.number >= :first
 AND NOT (t.state = 'FAIL' AND NOT EXISTS (SELECT 1 FROM trial_user_attributes a
-WHERE a.trial_id = t.trial_id AND a.key = 'outcome'))"""
+WHERE a.trial_id = t.trial_id AND a.key = 'outcome' AND a.value_json = '"failed"'))"""
 #: Seconds between looks at the study while waiting for other workers or drawing progress.
 POLL_S = 0.5
 
@@ -106,11 +108,17 @@ def start_run(storage: SharedStorage, study: optuna.Study, trials: int) -> Run:
     return run
 
 
+def counts(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a finished trial counts against its run's budget (as ``_COUNTED`` says)."""
+    outcome = trial.user_attrs.get("outcome")
+    return outcome == "failed" if trial.state == TrialState.FAIL else outcome is not None
+
+
 def run_progress(study: optuna.Study, run: Run) -> tuple[int, float | None]:
     """Trials of ``run`` finished with an outcome, and the study's best value so far."""
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                         TrialState.FAIL))
-    done = sum(1 for t in finished if t.number >= run.first and "outcome" in t.user_attrs)
+    done = sum(1 for t in finished if t.number >= run.first and counts(t))
     values = [t.value for t in finished if t.value is not None]
     return done, min(values) if values else None
 
@@ -129,6 +137,8 @@ def _wait_for_others(study: optuna.Study, storage: SharedStorage,
     A worker that dies mid-trial stops its heartbeats; after the grace period
     its trial is failed and queued again, and this worker runs it.
     """
+    if storage.heartbeat_interval is None:  # no heartbeats: a dead worker cannot be told
+        return False
     while deadline is None or time.monotonic() < deadline:
         _fail_stale(study)
         if storage.get_n_trials(study._study_id, TrialState.WAITING):

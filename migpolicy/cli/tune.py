@@ -133,7 +133,9 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     # SQLAlchemy logs a cursor it could not close when Ctrl-C lands mid-query: not for the user
     logging.getLogger("sqlalchemy.pool").addHandler(logging.NullHandler())
     storage = storage or DEFAULT_STORAGE
-    backend = open_storage(storage, heartbeat_s)  # a dead database is said before any work
+    # a dead database is said before any work; one worker alone on SQLite needs no heartbeat
+    alone = jobs == 1 and storage.startswith("sqlite")
+    backend = open_storage(storage, None if alone else heartbeat_s)
     traces = [open_trace(path, pm) for path in trace_paths]
     options = ReplayOptions(fast=fast, epoch_ns=parse_duration(epoch) if epoch else None)
     tuner = Tuner(pm=pm, hw=hw_name, traces=traces, fixed=fixed, objective=objective,

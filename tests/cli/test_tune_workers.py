@@ -16,6 +16,8 @@ import pytest
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
+from migpolicy.tuning.workers import counts
+
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
@@ -64,14 +66,14 @@ def test_two_workers_share_the_budget_and_outlive_a_killed_one(migpolicy_exe, ph
     trials = load(postgres_url, name).get_trials()
     numbers = [t.number for t in trials]
     assert len(set(numbers)) == len(numbers)
-    done = [t for t in trials if "outcome" in t.user_attrs]
+    done = [t for t in trials if counts(t)]
     assert len(done) == budget  # the budget, across both workers
     assert sum(1 for t in done if t.user_attrs.get("baseline")) == 1
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     # the victim's completed trials are all kept
     assert {n: trials[n].value for n in killed} == killed
     # the trial it was running was failed by the heartbeat and run again by the survivor
-    lost = [t for t in trials if "outcome" not in t.user_attrs]
+    lost = [t for t in trials if not counts(t)]
     assert len(lost) <= 1 and all(t.state == TrialState.FAIL for t in lost)
     for trial in lost:
         assert trial.user_attrs["worker"] == victim_id
