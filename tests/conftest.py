@@ -146,3 +146,24 @@ def profile_dir(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Any:
+    """URL of a PostgreSQL server for shared-storage tests: ``$MIGPOLICY_TEST_POSTGRES``, or a
+    throwaway one started here; skipped when neither can be had (never in CI)."""
+    from migpolicy.testing.postgres import URL_VARIABLE, start_server, stop_server
+
+    if os.environ.get(URL_VARIABLE):
+        yield os.environ[URL_VARIABLE]
+        return
+    try:
+        server = start_server()
+    except (RuntimeError, OSError, KeyError) as exc:  # KeyError: no postgres system user
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test PostgreSQL storage: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    try:
+        yield server.url
+    finally:
+        stop_server(server.folder)

@@ -37,6 +37,7 @@ of one study always compare.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,7 @@ from migpolicy.traces import Trace
 from migpolicy.tuning.pruning import MarginPruner
 from migpolicy.tuning.screening import Screener, candidate_key
 from migpolicy.tuning.space import SearchSpace, build_space
+from migpolicy.tuning.storage import SharedStorage, open_storage, safe_url
 
 __all__ = ["DEFAULT_STORAGE", "METRICS", "OBJECTIVES", "OUTCOMES", "Figures", "Tuner", "open_study",
            "summary"]
@@ -322,38 +324,42 @@ def _name(trace: Trace) -> str:
     return getattr(trace, "name", None) or str(getattr(trace, "path", "trace"))
 
 
-def open_study(tuner: Tuner, name: str, storage: str = DEFAULT_STORAGE, *,
+def open_study(tuner: Tuner, name: str,
+               storage: str | SharedStorage | None = DEFAULT_STORAGE, *,
                sampler: optuna.samplers.BaseSampler | None = None,
                pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     """Create study ``name`` in ``storage``, or join it when its space and setup agree.
 
     A new study gets the kernel-default policy as its first trial (when the
     fixed values allow it), so its best value is never worse than the baseline's.
+    ``storage`` is a URL or an opened :class:`SharedStorage` (heartbeats, the
+    study's lock among workers), or ``None`` for a study in this process's memory.
     """
-    import sqlalchemy.exc
-
-    try:
+    if storage is None:  # in memory, this process only (benchmarks)
+        backend, shown, lock = None, "memory", contextlib.nullcontext()
+    else:
+        backend = open_storage(storage) if isinstance(storage, str) else storage
+        shown = safe_url(storage if isinstance(storage, str) else backend.url)
+        lock = backend.lock(name)
+    fingerprint, setup = tuner.space.fingerprint(), tuner.setup()
+    with lock:  # workers starting at once: one creates, one baseline trial
         study = optuna.create_study(
-            storage=storage, study_name=name, directions=tuner.directions, load_if_exists=True,
+            storage=backend, study_name=name, directions=tuner.directions, load_if_exists=True,
             sampler=sampler,
             pruner=pruner or MarginPruner(n_warmup_steps=tuner.prefix_steps // 2))
-    except (ValueError, ImportError, sqlalchemy.exc.SQLAlchemyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"--storage {storage}: cannot open the study storage: {first}") from None
-    fingerprint, setup = tuner.space.fingerprint(), tuner.setup()
-    attrs = study.user_attrs
-    if "fingerprint" not in attrs:
-        study.set_user_attr("fingerprint", fingerprint)
-        study.set_user_attr("profile", tuner.space.profile)
-        study.set_user_attr("setup", setup)
-        with warnings.catch_warnings():  # experimental in Optuna, stable in use since 3.2
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(METRICS[tuner.objective])  # names in the dashboard
-        study.enqueue_trial(tuner.default_params(), user_attrs={"baseline": True},
-                            skip_if_exists=True)
-        return study
+        attrs = study.user_attrs
+        if "fingerprint" not in attrs:
+            study.set_user_attr("fingerprint", fingerprint)
+            study.set_user_attr("profile", tuner.space.profile)
+            study.set_user_attr("setup", setup)
+            with warnings.catch_warnings():  # experimental in Optuna, stable since 3.2
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(METRICS[tuner.objective])  # names in the dashboard
+            study.enqueue_trial(tuner.default_params(), user_attrs={"baseline": True},
+                                skip_if_exists=True)
+            return study
     if attrs["fingerprint"] != fingerprint:
-        raise InputError(f"study {name!r} in {storage} searches space {attrs['fingerprint']} "
+        raise InputError(f"study {name!r} in {shown} searches space {attrs['fingerprint']} "
                          f"(profile {attrs.get('profile')}), but this run's space is "
                          f"{fingerprint} (profile {tuner.space.profile}); use another --study "
                          "or the same plugins, profile and fixed parameters")
@@ -361,7 +367,7 @@ def open_study(tuner: Tuner, name: str, storage: str = DEFAULT_STORAGE, *,
     changed = sorted(k for k in setup if before.get(k) != setup[k])
     if changed:
         was = ", ".join(str(before.get(k)) for k in changed)
-        raise InputError(f"study {name!r} in {storage} was run with another "
+        raise InputError(f"study {name!r} in {shown} was run with another "
                          f"{', '.join(changed)} ({was} instead of "
                          f"{', '.join(str(setup[k]) for k in changed)}); use another --study")
     return study

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +18,10 @@ __all__ = ["tune_command"]
 
 @contextlib.contextmanager
 def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] | None]:
-    """A rich progress bar on stderr counting trials, with the best value so far, or ``None``."""
+    """A rich progress bar on stderr of the run's trials (all workers), or ``None``.
+
+    Yields ``show(done, best)``: trials of the run done so far, best value of the study.
+    """
     if not enabled:
         yield None
         return
@@ -28,12 +32,11 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("", total=total)
 
-        def tick(study, trial) -> None:
-            values = [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
-            progress.update(task, advance=1,
-                            description=f"best {min(values):.6g}" if values else "")
+        def show(done: int, best: float | None) -> None:
+            progress.update(task, completed=done,
+                            description=f"best {best:.6g}" if best is not None else "")
 
-        yield tick
+        yield show
 
 
 @click.command("tune")
@@ -45,7 +48,15 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
 @click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE",
               help="Fix a parameter (repeatable; overrides --policy), e.g. --param engine=mt.")
 @click.option("--trials", default=20, show_default=True, type=click.IntRange(min=1),
-              help="Trials to run in this invocation (added to the study's earlier ones).")
+              help="Trials of this run, counted across all its workers (every --jobs process, "
+                   "every machine running the same command); added to the study's earlier "
+                   "ones, or finishing an interrupted run of the same size.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes on this machine sharing the run.")
+@click.option("--heartbeat", "heartbeat_s", default=10, show_default=True,
+              type=click.IntRange(min=1), metavar="SECONDS",
+              help="Heartbeat of a running trial; a trial silent for twice this (its worker "
+                   "died) is failed and run again by another worker.")
 @click.option("--timeout", default=None, type=click.FloatRange(min=0, min_open=True),
               metavar="SECONDS", help="Stop starting trials after this many seconds.")
 @click.option("--objective", default="app_time", show_default=True,
@@ -78,9 +89,9 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
                    "Pareto front, best trials) and DIR/tune.json, atomically.")
 @click.pass_context
 def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
-                 policy_file: str | None, param_items: tuple[str, ...], trials: int,
-                 timeout: float | None, objective: str, cpu_budget: float | None, screen: bool,
-                 prefix_steps: int, storage: str | None, study_name: str,
+                 policy_file: str | None, param_items: tuple[str, ...], trials: int, jobs: int,
+                 heartbeat_s: int, timeout: float | None, objective: str, cpu_budget: float | None,
+                 screen: bool, prefix_steps: int, storage: str | None, study_name: str,
                  seed: int | None, fast: str, epoch: str | None, export_path: str | None,
                  as_json: bool, report_dir: str | None) -> None:
     """Find the policy that minimises the objective on TRACE... with Optuna (TPE).
@@ -98,6 +109,12 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     run the command again (or after Ctrl-C) to continue the study. Figures
     are modelled, as for replay.
 
+    Workers: --jobs N runs N processes here; the same command with the same
+    --storage postgresql://... and --study on other machines joins the run.
+    --trials is the run's total over all workers; a killed worker's trial is
+    failed by the heartbeat and run again by another. optuna-dashboard URL
+    shows the study (pip install 'migpolicy[dashboard]').
+
     \b
     Examples:
       migpolicy trace gen phases --out phases.mpt --events 200K --pages 1024
@@ -107,6 +124,9 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
       migpolicy tune phases.mpt --objective multi --cpu-budget 0.05 --trials 60
       migpolicy tune phases.mpt --storage sqlite:///runs.db --study cxl --trials 50
       migpolicy tune phases.mpt --trials 40 --report tuning-report/
+      migpolicy tune phases.mpt --jobs 2 --trials 100
+      migpolicy tune phases.mpt --storage postgresql://tuner@db.lab/studies --study cxl \\
+          --trials 400 --jobs 8        # the same line on every machine
     """
     from migpolicy.cli.trace import parse_duration
     from migpolicy.context import build_context
@@ -116,7 +136,9 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     from migpolicy.replay import ReplayOptions
     from migpolicy.replay.policyfile import load_policy
     from migpolicy.traces import open_trace
+    from migpolicy.tuning.storage import dashboard_command, open_storage, safe_url
     from migpolicy.tuning.study import DEFAULT_STORAGE, Tuner, open_study, summary
+    from migpolicy.tuning.workers import run_progress, run_workers, start_run, work
 
     pm = get_plugin_manager(ctx.find_root().obj["plugins"])
     given: dict[str, Any] = {}
@@ -131,22 +153,35 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
         from migpolicy.tuning.report import check_report_dir
 
         check_report_dir(report_dir)
+    # SQLAlchemy logs a cursor it could not close when Ctrl-C lands mid-query: not for the user
+    logging.getLogger("sqlalchemy.pool").addHandler(logging.NullHandler())
+    storage = storage or DEFAULT_STORAGE
+    # a dead database is said before any work; one worker alone on SQLite needs no heartbeat
+    alone = jobs == 1 and storage.startswith("sqlite")
+    backend = open_storage(storage, None if alone else heartbeat_s)
     traces = [open_trace(path, pm) for path in trace_paths]
     options = ReplayOptions(fast=fast, epoch_ns=parse_duration(epoch) if epoch else None)
     tuner = Tuner(pm=pm, hw=hw_name, traces=traces, fixed=fixed, objective=objective,
                   options=options, cpu_budget=cpu_budget, screening=screen,
                   prefix_steps=prefix_steps, seed=seed or 0)
     baseline = tuner.baseline()
-    storage = storage or DEFAULT_STORAGE
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = open_study(tuner, study_name, storage, sampler=tuner.sampler(seed))
-    with _progress(trials, not as_json and sys.stderr.isatty()) as tick:
-        tuner.optimize(study, n_trials=trials, timeout=timeout,
-                       callbacks=[tick] if tick else None)
+    study = open_study(tuner, study_name, backend, sampler=tuner.sampler(seed))
+    run = start_run(backend, study, trials)
+    with _progress(trials, not as_json and sys.stderr.isatty()) as show:
+        if jobs > 1:
+            run_workers(jobs, tuner, backend, study, run, seed=seed, timeout=timeout,
+                        on_progress=show)
+        else:
+            work(tuner, study, backend, timeout=timeout,
+                 callbacks=[lambda s, _: show(*run_progress(s, run))] if show else None)
     data = {**summary(study, tuner, baseline), "objective": objective, "study": study_name,
-            "storage": storage,
+            "storage": safe_url(storage), "jobs": jobs,
+            "run": {"first_trial": run.first, "trials": trials,
+                    "done": run_progress(study, run)[0]},
+            "dashboard": dashboard_command(storage),
             "notes": ["figures are modelled by the replay (see `migpolicy replay --help`)"]}
     if export_path is not None:
         _export(export_path, tuner.params(data["best_params"]))
@@ -201,4 +236,5 @@ def _print(data: dict[str, Any]) -> None:
         console.print(f"best policy: {data['export']}")
     if "report" in data:
         console.print(f"report: {data['report']}")
+    console.print(f"see the study: {data['dashboard']}", soft_wrap=True)
     console.print("figures are modelled by the replay (see `migpolicy replay --help`)")

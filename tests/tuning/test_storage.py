@@ -1,0 +1,158 @@
+"""Study storages: URLs with hidden passwords, dead databases in one sentence, the study lock."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+import wsgiref.util
+from urllib.parse import quote
+
+import optuna
+import pytest
+import sqlalchemy
+from hypothesis import given
+from hypothesis import strategies as st
+
+from migpolicy.errors import InputError
+from migpolicy.tuning import storage as storage_module
+from migpolicy.tuning.storage import dashboard_command, open_storage, safe_url
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def with_url(url: str, **parts: str) -> str:
+    return sqlalchemy.engine.make_url(url).set(**parts).render_as_string(hide_password=False)
+
+
+@given(st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
+               max_size=20),
+       st.sampled_from(["postgresql", "postgresql+psycopg", "mysql"]))
+def test_a_printed_url_never_shows_the_password(secret, scheme):
+    password = "Zq" + secret  # "Zq" appears nowhere else in the URL
+    url = f"{scheme}://tuner:{quote(password, safe='')}@db.lab:5432/studies"
+    shown = safe_url(url)
+    assert password not in shown and quote(password, safe="") not in shown
+    assert shown == f"{scheme}://tuner:***@db.lab:5432/studies"
+    assert "Zq" not in dashboard_command(url)
+
+
+def test_the_dashboard_command_names_the_driver_migpolicy_installs():
+    assert dashboard_command("postgresql://tuner:pw@db/studies") == (
+        "optuna-dashboard 'postgresql+psycopg://tuner:***@db/studies'")
+    assert dashboard_command("sqlite:///runs.db") == "optuna-dashboard 'sqlite:///runs.db'"
+
+
+def refused(url: str, within_s: float) -> str:
+    """The one sentence opening ``url`` gives, checked to come within ``within_s`` seconds."""
+    start = time.monotonic()
+    with pytest.raises(InputError) as info:
+        open_storage(url)
+    assert time.monotonic() - start < within_s
+    message = str(info.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith(f"--storage {safe_url(url)}: ")
+    return message
+
+
+def test_nothing_listening_is_one_sentence():
+    url = f"postgresql://tuner:s3cret-pw@127.0.0.1:{free_port()}/studies"
+    message = refused(url, within_s=5)
+    assert "Connection refused" in message and "s3cret-pw" not in message
+
+
+def test_a_server_that_never_answers_times_out(monkeypatch):
+    monkeypatch.setattr(storage_module, "CONNECT_TIMEOUT_S", 1)
+    with socket.socket() as silent:  # accepts connections, says nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"postgresql://tuner:s3cret-pw@127.0.0.1:{silent.getsockname()[1]}/studies"
+        assert "timeout expired" in refused(url, within_s=10)
+
+
+def test_an_unknown_host_and_a_missing_driver_are_one_sentence():
+    assert "nosuchhost.invalid" in refused("postgresql://u:pw@nosuchhost.invalid/db", 30)
+    assert "no driver for mysql" in refused("mysql://u:pw@127.0.0.1/db", 5)
+    assert "not a database URL" in refused("studies.db", 5)
+
+
+def test_wrong_password_and_unknown_database_name_what_failed(postgres_url):
+    url = sqlalchemy.engine.make_url(postgres_url)
+    wrong = with_url(postgres_url, password="wrong-password")
+    try:
+        message = refused(wrong, within_s=10)
+    except pytest.fail.Exception:
+        pytest.skip("this server does not ask for a password")
+    assert f'password authentication failed for user "{url.username}"' in message
+    assert "wrong-password" not in message and url.password not in message
+    message = refused(with_url(postgres_url, database="migpolicy_nosuch"), within_s=10)
+    assert 'database "migpolicy_nosuch" does not exist' in message
+    assert url.password not in message
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_study_lock_excludes_other_holders(kind, tmp_path, request):
+    url = (f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    first, second = open_storage(url), open_storage(url)  # two workers: separate connections
+    name, events = f"lock-{uuid.uuid4().hex}", []
+
+    def other() -> None:
+        with second.lock(name):
+            events.append("second")
+
+    with first.lock(name):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waits for the first holder
+        events.append("first")
+    thread.join(10)
+    assert events == ["first", "second"]
+    if kind == "postgresql":  # a lock per study (SQLite: one per database folder)
+        with first.lock(name), second.lock(f"{name}-other"):
+            pass
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage",
+                            "ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_dead_workers_trial_is_failed_and_queued_again(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=open_storage(url, heartbeat_s=1))
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    study._storage.record_heartbeat(trial._trial_id)  # then the worker dies: no more beats
+    time.sleep(4)  # past the grace period (2 heartbeats; the database counts whole seconds)
+    optuna.storages.fail_stale_trials(study)
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    assert study.trials[1].params == trial.params
+    assert study.trials[1].system_attrs["failed_trial"] == trial.number
+
+
+def test_optuna_dashboard_serves_the_study(postgres_url):
+    dashboard = pytest.importorskip("optuna_dashboard")
+    name = f"dash-{uuid.uuid4().hex}"
+    storage = open_storage(postgres_url)
+    study = optuna.create_study(storage=storage, study_name=name)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=3)
+    app = dashboard.wsgi(storage)
+    answer = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer["status"] = status
+
+    environ = {"PATH_INFO": f"/api/studies/{study._study_id}", "QUERY_STRING": "after=0"}
+    wsgiref.util.setup_testing_defaults(environ)  # a GET as a WSGI server hands it over
+    body = json.loads(b"".join(app(environ, start_response)))
+    assert answer["status"].startswith("200")
+    assert body["name"] == name
+    assert len(body["trials"]) == 3
+    assert [t["number"] for t in body["trials"]] == [0, 1, 2]

@@ -1,0 +1,222 @@
+"""Study storage shared by workers: a URL becomes an Optuna RDB storage with heartbeats.
+
+Every ``--storage`` URL is a SQLAlchemy database URL (``sqlite:///file.db``,
+``postgresql://user@host/db`` ...). :func:`open_storage` opens it as
+:class:`SharedStorage`, an :class:`optuna.storages.RDBStorage` that
+
+* sends a heartbeat for every running trial, so a trial whose worker died
+  (killed, machine lost) is marked failed once it has been silent for the
+  grace period, and run again once by another worker
+  (:class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`);
+* gives up connecting after :data:`CONNECT_TIMEOUT_S` and says in one sentence
+  which URL (password hidden) and what failed;
+* serialises, per study, the few steps that must not interleave between
+  workers (:meth:`SharedStorage.lock`): creating the study with its baseline
+  trial, starting a run, and creating a trial within a run's budget (the
+  ``guard`` called before each new trial). PostgreSQL takes an advisory lock,
+  SQLite a lock on the database's folder; other databases get no lock.
+
+``postgresql://`` without a driver means psycopg 3, the driver migpolicy depends on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import itertools
+import os
+import random
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy
+import sqlalchemy.exc
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from migpolicy.errors import InputError
+
+__all__ = ["CONNECT_TIMEOUT_S", "DEFAULT_HEARTBEAT_S", "SharedStorage", "dashboard_command",
+           "error_reason", "open_storage", "safe_url"]
+
+#: Seconds between heartbeats of a running trial; a trial silent for 2x this is failed.
+DEFAULT_HEARTBEAT_S = 10
+#: Seconds a connection attempt may take before the URL is called dead.
+CONNECT_TIMEOUT_S = 10
+#: Attempts at opening a new database that other workers are setting up at the same instant.
+SCHEMA_ATTEMPTS = 5
+#: How often a trial whose worker died is run again (a retry whose worker dies too is not).
+MAX_RETRY = 1
+
+
+def _url(url: str) -> sqlalchemy.engine.URL:
+    try:
+        return sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise InputError(f"--storage {url}: not a database URL; expected e.g. "
+                         "sqlite:///studies.db or postgresql://user@host/db") from None
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, fit to print."""
+    try:
+        return _url(url).render_as_string(hide_password=True)
+    except InputError:
+        return url
+
+
+def _driver_url(url: str) -> sqlalchemy.engine.URL:
+    """``url`` with psycopg 3 as the driver of a bare ``postgresql://``."""
+    parsed = _url(url)
+    return parsed.set(drivername="postgresql+psycopg") if parsed.drivername in (
+        "postgresql", "postgres") else parsed
+
+
+def dashboard_command(url: str) -> str:
+    """The shell command that opens the studies of ``url`` in optuna-dashboard (no password)."""
+    return f"optuna-dashboard '{_driver_url(url).render_as_string(hide_password=True)}'"
+
+
+def error_reason(exc: BaseException) -> str:
+    """What failed, from a driver error: its first line without libpq's prefixes."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    for prefix in ("connection failed: ", "connection is bad: "):
+        first = first.removeprefix(prefix)
+    if " failed: " in first:  # 'connection to server at "h", port p failed: FATAL:  why'
+        where, why = first.rsplit(" failed: ", 1)
+        first = f"{why.removeprefix('FATAL:').strip()} ({where})"
+    return first
+
+
+class SharedStorage(RDBStorage):
+    """An RDB storage that serialises study creation, runs and budgeted trial creation.
+
+    ``guard``, when set, is called as ``guard(storage, study_id)`` under the
+    study's lock before a trial is created (not when a waiting trial is
+    taken): it raises to refuse the trial, e.g. when the run's budget is spent.
+    """
+
+    guard: Callable[[SharedStorage, int], None] | None = None
+    #: Who runs the trials this process starts (``host:pid``), recorded as their user attribute
+    #: ``worker``; ``None`` records nothing.
+    worker: str | None = None
+    #: The trial this process last set running (created fresh or taken from the queue).
+    running: int | None = None
+
+    def _create_new_trial(self, study_id: int,
+                          template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        """Create a trial; a fresh one (no template) only once ``guard`` agrees, under the lock.
+
+        Optuna's cache in front of an RDB storage creates trials through this
+        method (not ``create_new_trial``), so the guard sits here. A fresh
+        trial is running from its creation: it records its worker.
+        """
+        if template_trial is not None:
+            return super()._create_new_trial(study_id, template_trial)
+        if self.guard is None:
+            trial = super()._create_new_trial(study_id, template_trial)
+        else:
+            with self.lock(self.get_study_name_from_id(study_id)):
+                self.guard(self, study_id)
+                trial = super()._create_new_trial(study_id, template_trial)
+        self.running = trial._trial_id
+        if self.worker is not None:
+            self.set_trial_user_attr(trial._trial_id, "worker", self.worker)
+            trial.set_user_attr("worker", self.worker)
+        return trial
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState,
+                               values: Sequence[float] | None = None) -> bool:
+        """Set a trial's state; a waiting trial this process takes records its worker."""
+        changed = super().set_trial_state_values(trial_id, state, values)
+        if changed and state == TrialState.RUNNING:
+            self.running = trial_id
+            if self.worker is not None:
+                self.set_trial_user_attr(trial_id, "worker", self.worker)
+        return changed
+
+    def count(self, sql: str, **params: object) -> int:
+        """The integer a ``SELECT count(*) ...`` over Optuna's tables returns."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sqlalchemy.text(sql), params).scalar_one())
+
+    @contextlib.contextmanager
+    def lock(self, study_name: str) -> Iterator[None]:
+        """Hold the lock of study ``study_name`` among every process using this database."""
+        url = self.engine.url
+        if url.get_backend_name() == "postgresql":
+            key = int.from_bytes(hashlib.sha256(f"migpolicy:{study_name}".encode()).digest()[:8],
+                                 "big", signed=True)
+            with self.engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+        elif url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            # the folder, not the file: closing a descriptor of the database file would drop
+            # the POSIX locks SQLite holds on it in this process
+            fd = os.open(Path(url.database).resolve().parent, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+        else:
+            yield
+
+
+def open_storage(url: str, heartbeat_s: int | None = DEFAULT_HEARTBEAT_S) -> SharedStorage:
+    """Open ``url`` as a :class:`SharedStorage`; one sentence when it cannot.
+
+    ``heartbeat_s`` ``None`` opens it without heartbeats (one worker alone on
+    an SQLite file: nobody to take over its trials).
+    """
+    beats: dict[str, Any] = {}
+    if heartbeat_s is not None:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            beats = {"heartbeat_interval": heartbeat_s, "grace_period": 2 * heartbeat_s,
+                     "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(
+                         max_retry=MAX_RETRY)}
+    parsed = _driver_url(url)
+    backend = parsed.get_backend_name()
+    connect_args: dict[str, object] = {}
+    if backend == "postgresql":
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S}
+    elif backend == "sqlite":
+        connect_args = {"timeout": 20}  # workers wait for each other's writes, not fail
+    try:
+        for attempt in itertools.count(1):
+            try:
+                with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return SharedStorage(
+                        parsed.render_as_string(hide_password=False),
+                        engine_kwargs={"connect_args": connect_args, "pool_pre_ping": True},
+                        **beats)
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                # workers opening a new database at once race to create Optuna's tables:
+                # the losers find them created and try again
+                if attempt == SCHEMA_ATTEMPTS or not (
+                        isinstance(exc, sqlalchemy.exc.IntegrityError)
+                        or "already exists" in str(exc)):
+                    raise
+                time.sleep(random.uniform(0.05, 0.3))
+    except ImportError:
+        raise InputError(f"--storage {safe_url(url)}: no driver for {parsed.drivername} is "
+                         "installed (postgresql needs psycopg: pip install 'psycopg[binary]')"
+                         ) from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise InputError(f"--storage {safe_url(url)}: cannot open the study storage: "
+                         f"{error_reason(exc)}") from None
+    except (ValueError, optuna.exceptions.OptunaError) as exc:
+        raise InputError(f"--storage {safe_url(url)}: cannot open the study storage: "
+                         f"{error_reason(exc)}") from None
