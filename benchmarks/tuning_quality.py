@@ -23,7 +23,7 @@ matters):
    trace per tuner, with ``--seeds`` seeds per arm: **random** search
    (``RandomSampler``, no pruner), **plain TPE** (``TPESampler``, no
    pruner, no screening, one report per trace) and **TPE + model + pruning**
-   (the tuner's defaults: a learned model that screens and proposes
+   (the tuner's defaults: a learned model that screens
    candidates, prefix replays reported to the tuner's pruner). A run stops
    when its best full replay is within 2% of the grid optimum or after
    ``--budget`` (a fraction of the grid size) full replays.
