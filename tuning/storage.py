@@ -27,6 +27,8 @@ import hashlib
 import itertools
 import os
 import random
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -119,13 +121,14 @@ class SharedStorage(RDBStorage):
         """
         if template_trial is not None:
             return super()._create_new_trial(study_id, template_trial)
-        if self.guard is None:
-            trial = super()._create_new_trial(study_id, template_trial)
-        else:
-            with self.lock(self.get_study_name_from_id(study_id)):
-                self.guard(self, study_id)
+        with _ctrl_c_deferred():  # a trial created but not yet known here would stay running
+            if self.guard is None:
                 trial = super()._create_new_trial(study_id, template_trial)
-        self.running = trial._trial_id
+            else:
+                with self.lock(self.get_study_name_from_id(study_id)):
+                    self.guard(self, study_id)
+                    trial = super()._create_new_trial(study_id, template_trial)
+            self.running = trial._trial_id
         if self.worker is not None:
             self.set_trial_user_attr(trial._trial_id, "worker", self.worker)
             trial.set_user_attr("worker", self.worker)
@@ -171,6 +174,19 @@ class SharedStorage(RDBStorage):
                 os.close(fd)
         else:
             yield
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold SIGINT back (main thread) until the block is done; it is delivered right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def open_storage(url: str, heartbeat_s: int | None = DEFAULT_HEARTBEAT_S) -> SharedStorage:

@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -268,11 +270,16 @@ class Tuner:
         On Ctrl-C the trial that was running is marked failed, even when the
         interrupt came while Optuna itself was writing to the storage, so no
         trial of this process stays running in the study; the interrupt goes on
-        as :class:`KeyboardInterrupt`.
+        as :class:`KeyboardInterrupt`. An interrupt that Python had to drop
+        (it landed in a finaliser, where exceptions are only printed) is raised
+        again when the trial ends.
         """
         self._running = None
+        callbacks = [*(kwargs.pop("callbacks", None) or ()), _reraise_lost_interrupt]
         try:
-            study.optimize(self.objective_fn, catch=(InputError,), **kwargs)
+            with _interrupt_noted():
+                study.optimize(self.objective_fn, catch=(InputError,), callbacks=callbacks,
+                               **kwargs)
         except Exception as exc:
             # Optuna may turn an interrupt during its own write into another error
             if not isinstance(exc.__context__, KeyboardInterrupt):
@@ -313,6 +320,34 @@ class Tuner:
                 "fast": str(self.options.fast), "epoch_ns": self.options.epoch_ns,
                 "initial": self.options.initial, "max_events": self.options.max_events,
                 "seed": self.options.seed, "cpu_budget": self.cpu_budget}
+
+
+_INTERRUPTED = threading.Event()
+
+
+@contextlib.contextmanager
+def _interrupt_noted():
+    """While tuning (main thread): Ctrl-C raises as usual and is also remembered."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame) -> None:
+        _INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+    _INTERRUPTED.clear()
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _reraise_lost_interrupt(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna callback: a Ctrl-C seen but swallowed during the trial stops the study now."""
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
 
 
 def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
