@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -327,7 +328,12 @@ _INTERRUPTED = threading.Event()
 
 @contextlib.contextmanager
 def _interrupt_noted():
-    """While tuning (main thread): Ctrl-C raises as usual and is also remembered."""
+    """While tuning (main thread): Ctrl-C raises as usual and is also remembered.
+
+    Python drops an exception raised in a finaliser (printing "Exception
+    ignored"); such a Ctrl-C is not printed, and :func:`_reraise_lost_interrupt`
+    raises it again when the trial ends.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -336,12 +342,18 @@ def _interrupt_noted():
         _INTERRUPTED.set()
         raise KeyboardInterrupt
 
+    def unraisable(info) -> None:  # a dropped Ctrl-C is raised again after the trial
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            hook(info)
+
     _INTERRUPTED.clear()
-    previous = signal.signal(signal.SIGINT, interrupt)
+    previous, hook = signal.signal(signal.SIGINT, interrupt), sys.unraisablehook
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
 
 
 def _reraise_lost_interrupt(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
