@@ -212,9 +212,12 @@ def _worker(index: int, tuner: Tuner, url: str, name: str, heartbeat_s: int,
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # Optuna turns Ctrl-C inside its own writes into another error
-        if isinstance(exc.__context__, KeyboardInterrupt):
-            sys.exit(130)
+    except Exception as exc:  # Ctrl-C inside a driver or Optuna's writes becomes another error
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, KeyboardInterrupt):
+                sys.exit(130)
+            cause = cause.__context__
         raise
 
 
