@@ -106,6 +106,25 @@ def migpolicy_exe() -> str:
     return _console_script()
 
 
+@pytest.fixture(scope="session")
+def phases_trace(tmp_path_factory: pytest.TempPathFactory,
+                 migpolicy_exe: str) -> Callable[[str, int], Path]:
+    """``make(events, pages)`` → a ``phases`` trace written by ``migpolicy trace gen``
+    (events 100 ns apart), made once per size in the session."""
+    made: dict[tuple[str, int], Path] = {}
+
+    def make(events: str, pages: int) -> Path:
+        if (events, pages) not in made:
+            path = tmp_path_factory.mktemp("phases") / f"phases-{events}-{pages}.mpt"
+            subprocess.run([migpolicy_exe, "trace", "gen", "phases", "--out", str(path),
+                            "--events", events, "--pages", str(pages), "--param",
+                            "interval_ns=100"], check=True, capture_output=True)
+            made[events, pages] = path
+        return made[events, pages]
+
+    return make
+
+
 @pytest.fixture
 def run_cli(migpolicy_exe: str) -> Callable[..., tuple[int, str, str]]:
     """Run ``migpolicy ARGS...`` as a user would; return (returncode, stdout, stderr)."""

@@ -32,13 +32,9 @@ window.addEventListener('load', () => {
 
 
 @pytest.fixture(scope="session")
-def small_phases(tmp_path_factory: pytest.TempPathFactory, migpolicy_exe: str) -> Path:
+def small_phases(phases_trace: Callable[[str, int], Path]) -> Path:
     """A ``phases`` trace of 60K events over 512 pages, made by ``migpolicy trace gen``."""
-    path = tmp_path_factory.mktemp("small-phases") / "phases.mpt"
-    subprocess.run([migpolicy_exe, "trace", "gen", "phases", "--out", str(path), "--events",
-                    "60K", "--pages", "512", "--param", "interval_ns=100"], check=True,
-                   capture_output=True)
-    return path
+    return phases_trace("60K", 512)
 
 
 @pytest.fixture

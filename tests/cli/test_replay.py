@@ -28,14 +28,8 @@ def run_here():
 
 
 @pytest.fixture(scope="module")
-def phases(tmp_path_factory, migpolicy_exe) -> Path:
-    import subprocess
-
-    path = tmp_path_factory.mktemp("cli-replay") / "phases.mpt"
-    subprocess.run([migpolicy_exe, "trace", "gen", "phases", "--out", str(path), "--events",
-                    "300000", "--pages", "2048", "--param", "interval_ns=100"], check=True,
-                   capture_output=True)
-    return path
+def phases(phases_trace) -> Path:
+    return phases_trace("300000", 2048)
 
 
 def test_replay_json_has_the_documented_keys(run_cli, phases):

@@ -21,12 +21,8 @@ OUTCOMES = ("replays_full", "replays_pruned", "screened_out", "replays_cached", 
 
 
 @pytest.fixture(scope="module")
-def phases(tmp_path_factory, migpolicy_exe) -> Path:
-    path = tmp_path_factory.mktemp("cli-tune") / "phases.mpt"
-    subprocess.run([migpolicy_exe, "trace", "gen", "phases", "--out", str(path), "--events",
-                    "60K", "--pages", "512", "--param", "interval_ns=100"], check=True,
-                   capture_output=True)
-    return path
+def phases(small_phases) -> Path:
+    return small_phases
 
 
 def test_tune_json_export_and_replay_round_trip(run_cli, phases, tmp_path):

@@ -22,12 +22,8 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 @pytest.fixture(scope="module")
-def phases(tmp_path_factory, migpolicy_exe) -> Path:
-    path = tmp_path_factory.mktemp("cli-workers") / "phases.mpt"
-    subprocess.run([migpolicy_exe, "trace", "gen", "phases", "--out", str(path), "--events",
-                    "50K", "--pages", "512", "--param", "interval_ns=100"], check=True,
-                   capture_output=True)
-    return path
+def phases(phases_trace) -> Path:
+    return phases_trace("50K", 512)
 
 
 def load(url: str, name: str) -> optuna.Study:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -23,12 +22,8 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 @pytest.fixture(scope="module")
-def trace(tmp_path_factory, migpolicy_exe) -> Path:
-    path = tmp_path_factory.mktemp("workers") / "phases.mpt"
-    subprocess.run([migpolicy_exe, "trace", "gen", "phases", "--out", str(path), "--events",
-                    "30K", "--pages", "256", "--param", "interval_ns=100"], check=True,
-                   capture_output=True)
-    return path
+def trace(phases_trace) -> Path:
+    return phases_trace("30K", 256)
 
 
 def make_tuner(trace: Path, fixed=None) -> Tuner:
