@@ -91,10 +91,20 @@ class Figures:
                        self.migration_cpu_s + other.migration_cpu_s,
                        self.events + getattr(other, "events", 0.0))
 
+    @classmethod
+    def of(cls, trial: optuna.trial.FrozenTrial) -> Figures:
+        """The figures a finished trial recorded (its events are not carried over)."""
+        return cls(trial.user_attrs["app_time_s"], trial.user_attrs["migration_cpu_s"])
+
+    @classmethod
+    def predicted(cls, objective: str, values: Sequence[float]) -> Figures:
+        """Figures holding ``values`` of ``objective`` (the other figure 0, no events)."""
+        return cls(**{f"{metric}_s": v for metric, v in zip(METRICS[objective], values,
+                                                              strict=True)})
+
     def values(self, objective: str) -> list[float]:
         """The objective values of these figures (one, or two for ``multi``)."""
-        return {"app_time": [self.app_time_s], "migration_cpu": [self.migration_cpu_s],
-                "multi": [self.app_time_s, self.migration_cpu_s]}[objective]
+        return [getattr(self, f"{metric}_s") for metric in METRICS[objective]]
 
 
 @dataclass
@@ -145,7 +155,7 @@ class Tuner:
     @property
     def directions(self) -> list[str]:
         """Optuna's study directions for the objective."""
-        return ["minimize"] * len(Figures().values(self.objective))
+        return ["minimize"] * len(METRICS[self.objective])
 
     def params(self, suggested: Mapping[str, Any]) -> dict[str, Any]:
         """The full policy of a candidate: the space's fixed values and the suggested ones."""
@@ -228,18 +238,16 @@ class Tuner:
         key = candidate_key(suggested)
         for done in finished:
             if candidate_key(done.params) == key:
-                figures = Figures(done.user_attrs["app_time_s"],
-                                  done.user_attrs["migration_cpu_s"])
+                figures = Figures.of(done)
                 self._record(trial, "cached", figures, same_as=done.number)
                 return self._result(figures)
         if self.screening and self.screener.fit(
                 [t.params for t in finished],
-                [Figures(t.user_attrs["app_time_s"], t.user_attrs["migration_cpu_s"])
-                 .values(self.objective) for t in finished]):
+                [Figures.of(t).values(self.objective) for t in finished]):
             skip, predicted = self.screener.screens(suggested)
             trial.set_user_attr("predicted", predicted)
             if skip:
-                self._record(trial, "screened", self._predicted_figures(predicted))
+                self._record(trial, "screened", Figures.predicted(self.objective, predicted))
                 raise optuna.TrialPruned("screened out by the learned model")
         try:
             figures = self.evaluate(self.params(suggested), trial)
@@ -248,14 +256,6 @@ class Tuner:
             raise
         self._record(trial, "full", figures)
         return self._result(figures)
-
-    def _predicted_figures(self, predicted: list[float]) -> Figures:
-        """Figures for a screened candidate (events 0: nothing was replayed)."""
-        if self.objective == "multi":
-            return Figures(predicted[0], predicted[1])
-        if self.objective == "app_time":
-            return Figures(app_time_s=predicted[0])
-        return Figures(migration_cpu_s=predicted[0])
 
     def _result(self, figures: Figures) -> float | list[float]:
         values = figures.values(self.objective)

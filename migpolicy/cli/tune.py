@@ -213,7 +213,9 @@ def _print(data: dict[str, Any]) -> None:
                   f"{data['screened_out']} screened out, {data['replays_cached']} cached, "
                   f"{data['trials_failed']} failed ({data['replay_equivalents']:.1f} full "
                   "replays of work)")
-    names = ["app_time", "migration_cpu"] if data["objective"] == "multi" else [data["objective"]]
+    from migpolicy.tuning.study import METRICS
+
+    names = METRICS[data["objective"]]
     values = ", ".join(f"{n} {v:.6g}" for n, v in zip(names, data["baseline_values"],
                                                         strict=True))
     console.print(f"baseline (kernel default): {values}")
