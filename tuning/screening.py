@@ -27,7 +27,14 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from migpolicy.tuning.space import SearchSpace
 
-__all__ = ["Screener", "candidate_key", "encode"]
+__all__ = ["Screener", "candidate_key", "dominated", "encode"]
+
+
+def dominated(point: Sequence[float], by: np.ndarray) -> bool:
+    """Whether a row of ``by`` is no worse than ``point`` everywhere and better somewhere
+    (every objective minimised)."""
+    point = np.asarray(point, dtype=np.float64)
+    return bool(np.any(np.all(by <= point, axis=1) & np.any(by < point, axis=1)))
 
 
 def candidate_key(params: Mapping[str, Any]) -> tuple:
@@ -108,7 +115,5 @@ class Screener:
             threshold = np.quantile(self._values[:, 0], self.quantile) * (1 + self.margin)
             return bool(optimistic[0] > threshold), mean.tolist()
         bound = optimistic / (1 + self.margin)
-        dominated = np.any(np.all(self._values <= bound, axis=1)
-                           & np.any(self._values < bound, axis=1))
-        return bool(dominated), mean.tolist()
+        return dominated(bound, self._values), mean.tolist()
 

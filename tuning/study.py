@@ -58,7 +58,7 @@ from migpolicy.hardware.registry import find_profile
 from migpolicy.replay import DEFAULT_POLICY, Checkpoint, ReplayOptions, page_ids, replay
 from migpolicy.traces import Trace
 from migpolicy.tuning.pruning import MarginPruner
-from migpolicy.tuning.screening import Screener, candidate_key
+from migpolicy.tuning.screening import Screener, candidate_key, dominated
 from migpolicy.tuning.space import SearchSpace, build_space
 from migpolicy.tuning.storage import SharedStorage, open_storage, safe_url
 
@@ -470,6 +470,4 @@ def _pareto_front(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.tri
     import numpy as np
 
     values = np.asarray([t.values for t in trials], dtype=np.float64)
-    dominated = [bool(np.any(np.all(values <= v, axis=1) & np.any(values < v, axis=1)))
-                 for v in values]
-    return [t for t, d in zip(trials, dominated, strict=True) if not d]
+    return [t for t in trials if not dominated(t.values, values)]
