@@ -13,9 +13,8 @@ directory (a replay report included) refused.
 Conventions of the study that the page relies on: the user attribute
 ``outcome`` of each trial (``full``, ``pruned``, ``screened``, ``cached``,
 ``failed``; derived from the trial's state when absent) and, for a constrained
-study, Optuna's constraints or the user attribute ``constraint`` (a number or
-a list; a trial is feasible when every value is <= 0, as Optuna's
-``constraints_func`` has it).
+study, Optuna's constraints (``Trial.set_constraint``; a trial is feasible
+when every value is <= 0).
 """
 
 from __future__ import annotations
@@ -136,14 +135,8 @@ def outcome(trial: FrozenTrial) -> str:
 
 
 def constraint_values(trial: FrozenTrial) -> list[float]:
-    """The trial's constraint values (Optuna's, else the ``constraint`` attribute); <= 0 holds."""
-    if trial.constraints:
-        return [float(v) for v in trial.constraints.values()]
-    given = trial.user_attrs.get("constraint")
-    values = given if isinstance(given, list | tuple) else [given]
-    if not values or not all(isinstance(v, int | float) for v in values):
-        return []  # none, or not numbers: the trial's feasibility is unknown
-    return [float(v) for v in values]
+    """The trial's constraint values (Optuna's); <= 0 holds; none: feasibility unknown."""
+    return [float(v) for v in trial.constraints.values()]
 
 
 def best_so_far(rows: Sequence[Mapping[str, Any]], directions: Sequence[str]) -> list[list]:

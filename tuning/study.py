@@ -26,8 +26,7 @@ Fewer full replays for the same answer, three ways:
 Each trial records ``outcome`` (``full``, ``pruned``, ``screened``, ``cached``
 or ``failed`` with ``reason``), ``events_replayed``, and the figures
 ``app_time_s`` and ``migration_cpu_s`` (partial when pruned, predicted when
-screened), plus under a CPU budget the constraint (``Trial.set_constraint``,
-also as the user attribute ``constraint``).
+screened), plus under a CPU budget the constraint (``Trial.set_constraint``).
 
 :func:`open_study` creates or joins a study in any Optuna storage; the search
 space's fingerprint and the replay setup are stored with the study when it is
@@ -217,7 +216,6 @@ class Tuner:
             if self.cpu_budget is not None:
                 value = self.constraint(figures)
                 trial.set_constraint("cpu_budget", value)  # what the sampler and front read
-                trial.set_user_attr("constraint", [value])
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
 

@@ -124,7 +124,7 @@ def test_multi_objective_front_is_optunas_best_trials(tmp_path, monkeypatch):
         study.add_trial(create_trial(params={"x": x, "engine": ("cpu", "mt")[i % 2]},
                                      distributions=SPACE, values=values,
                                      constraints={"cpu_budget": budget},
-                                     user_attrs={"outcome": "full", "constraint": budget}))
+                                     user_attrs={"outcome": "full"}))
     drawn = _figures_drawn(monkeypatch)
     out = write_report(tmp_path / "report", study, {"baseline_value": [6.0, 3.0]})
     data = json.loads((out / "tune.json").read_text())

@@ -210,11 +210,11 @@ def test_a_cpu_budget_makes_the_best_trial_a_feasible_one(traces, tmp_path):
     study.enqueue_trial({"placement": "none", "placement.demotion": "none"})
     tuner.optimize(study, n_trials=4)
     baseline = study.trials[0]
-    assert baseline.user_attrs["constraint"][0] > 0
+    assert baseline.constraints["cpu_budget"] > 0
     data = summary(study, tuner, tuner.baseline())
     best = study.trials[data["best_trial"]]
     assert best.user_attrs["migration_cpu_s"] == 0
-    assert best.user_attrs["constraint"] == [0.0]
+    assert best.constraints == {"cpu_budget": 0.0}
     assert data["feasible_trials"] >= 1 and data["cpu_budget"] == 0.0
 
 
