@@ -51,7 +51,7 @@ import pluggy
 from optuna.trial import TrialState
 
 from migpolicy.context import build_context
-from migpolicy.errors import InputError
+from migpolicy.errors import InputError, from_interrupt
 from migpolicy.hardware.profile import Profile
 from migpolicy.hardware.registry import find_profile
 from migpolicy.replay import DEFAULT_POLICY, Checkpoint, ReplayOptions, page_ids, replay
@@ -281,7 +281,7 @@ class Tuner:
                                **kwargs)
         except Exception as exc:
             # Optuna may turn an interrupt during its own write into another error
-            if not isinstance(exc.__context__, KeyboardInterrupt):
+            if not from_interrupt(exc):
                 raise
             self._fail_running(study)
             raise KeyboardInterrupt from None

@@ -37,7 +37,7 @@ import optuna
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
-from migpolicy.errors import InputError, MigpolicyError
+from migpolicy.errors import InputError, MigpolicyError, from_interrupt
 from migpolicy.tuning.storage import SharedStorage, error_reason, open_storage, safe_url
 from migpolicy.tuning.study import Tuner, open_study
 
@@ -192,7 +192,7 @@ def work(tuner: Tuner, study: optuna.Study, storage: SharedStorage, *,
         _fail_own_trial(storage)
         raise
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C inside a query
+        if from_interrupt(exc):  # Ctrl-C inside a query
             _fail_own_trial(storage)
             raise KeyboardInterrupt from None
         raise InputError(f"--storage {safe_url(storage.url)}: lost the study storage "
@@ -213,11 +213,8 @@ def _worker(index: int, tuner: Tuner, url: str, name: str, heartbeat_s: int,
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # Ctrl-C inside a driver or Optuna's writes becomes another error
-        cause: BaseException | None = exc
-        while cause is not None:
-            if isinstance(cause, KeyboardInterrupt):
-                sys.exit(130)
-            cause = cause.__context__
+        if from_interrupt(exc):
+            sys.exit(130)
         raise
 
 

@@ -11,6 +11,8 @@ import signal
 import sys
 from typing import NoReturn
 
+from migpolicy.errors import from_interrupt
+
 __all__ = ["INTERRUPTED", "interrupted", "run"]
 
 #: Exit status after Ctrl-C: 128 + SIGINT, the shell's convention.
@@ -40,7 +42,7 @@ def run() -> None:
     except KeyboardInterrupt:
         interrupted()
     except ImportError as exc:  # Ctrl-C while a C extension initialised
-        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+        if from_interrupt(exc):
             interrupted()
         raise
     main()

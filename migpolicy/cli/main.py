@@ -14,7 +14,7 @@ import click
 from migpolicy import __version__
 from migpolicy.cli import interrupted
 from migpolicy.cli.output import console, echo_json
-from migpolicy.errors import MigpolicyError
+from migpolicy.errors import MigpolicyError, from_interrupt
 
 __all__ = ["main"]
 
@@ -40,7 +40,7 @@ class _Group(click.Group):
             interrupted()
         except ImportError as exc:
             # Ctrl-C while a C extension initialises surfaces as an ImportError caused by it
-            if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            if from_interrupt(exc):
                 interrupted()
             raise
 
