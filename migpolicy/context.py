@@ -71,12 +71,15 @@ class Context:
 def build_context(
     *,
     plugins: Iterable[str] = (),
-    hw: str | None = None,
+    hw: str | Profile | None = None,
     params: Mapping[str, Any] | None = None,
     pm: pluggy.PluginManager | None = None,
     default_workers: int | None = None,
 ) -> Context:
     """Load plugins and the profile, resolve parameters, and check the engine choice.
+
+    ``hw`` is a profile's name or file (``--hw``), or a profile already loaded
+    (a tuner building a context per trial does not read the profile files again).
 
     ``params`` may hold ``workers``, the worker count of the fixed engine (what
     ``--workers`` sets): it becomes that engine's worker parameter
@@ -86,7 +89,7 @@ def build_context(
     one set beyond it is an error.
     """
     pm = pm or get_plugin_manager(plugins)
-    profile = find_profile(pm, hw)
+    profile = hw if isinstance(hw, Profile) else find_profile(pm, hw)
     engines = copy_engines(pm)
     given = dict(params or {})
     typed = "--workers"  # how the user named the fixed engine's worker count, for errors

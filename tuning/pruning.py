@@ -20,6 +20,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from migpolicy.tuning.sampler import trials_this_trial
+
 __all__ = ["MarginPruner"]
 
 
@@ -47,7 +49,7 @@ class MarginPruner(optuna.pruners.BasePruner):
         if math.isnan(value):
             return True
         others = [t.intermediate_values[step]
-                  for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  for t in trials_this_trial(study, (TrialState.COMPLETE,))
                   if step in t.intermediate_values]
         if len(others) < self.n_startup_trials:
             return False

@@ -57,6 +57,7 @@ from migpolicy.hardware.registry import find_profile
 from migpolicy.replay import DEFAULT_POLICY, Checkpoint, ReplayOptions, page_ids, replay
 from migpolicy.traces import Trace
 from migpolicy.tuning.pruning import MarginPruner
+from migpolicy.tuning.sampler import SnapshotTPESampler, trials_this_trial
 from migpolicy.tuning.screening import Screener, candidate_key, dominated
 from migpolicy.tuning.space import SearchSpace, build_space
 from migpolicy.tuning.storage import SharedStorage, open_storage, safe_url
@@ -168,7 +169,7 @@ class Tuner:
         the trial's pruner stops it (the figures so far are then recorded on
         the trial).
         """
-        ctx = build_context(pm=self.pm, hw=self.hw, params=params)
+        ctx = build_context(pm=self.pm, hw=self.profile, params=params)
         total = Figures()
         k = self.prefix_steps if trial is not None and len(self.directions) == 1 else 1
         for index, (trace, ids) in enumerate(zip(self.traces, self._ids, strict=True)):
@@ -231,7 +232,7 @@ class Tuner:
         """Optuna's objective: suggest; reuse, screen or replay; record the outcome."""
         self._running = trial._trial_id
         suggested = self.space.suggest(trial)
-        finished = [t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        finished = [t for t in trials_this_trial(trial.study, (TrialState.COMPLETE,))
                     if "app_time_s" in t.user_attrs]
         key = candidate_key(suggested)
         for done in finished:
@@ -260,8 +261,9 @@ class Tuner:
         return values[0] if len(values) == 1 else values
 
     def sampler(self, seed: int | None = None) -> optuna.samplers.BaseSampler:
-        """TPE; it reads the trials' constraints (``Trial.set_constraint``) by itself."""
-        return optuna.samplers.TPESampler(seed=seed)
+        """TPE, reading the study once per trial; it reads the trials' constraints
+        (``Trial.set_constraint``) by itself."""
+        return SnapshotTPESampler(seed=seed)
 
     def optimize(self, study: optuna.Study, **kwargs: Any) -> None:
         """``study.optimize`` on this tuner's objective; an invalid candidate fails its trial.
@@ -299,7 +301,7 @@ class Tuner:
     def default_params(self) -> dict[str, Any]:
         """The kernel-default policy's values of the searched parameters that apply to it."""
         try:
-            values = build_context(pm=self.pm, hw=self.hw,
+            values = build_context(pm=self.pm, hw=self.profile,
                                    params={**DEFAULT_POLICY, **self.space.fixed}).params
         except InputError:  # the fixed values rule the default out: nothing to enqueue
             return {}

@@ -22,6 +22,7 @@ so the run ends with exactly N trials that have an outcome.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -38,7 +39,7 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from migpolicy.errors import InputError, MigpolicyError, from_interrupt
-from migpolicy.tuning.storage import SharedStorage, error_reason, open_storage, safe_url
+from migpolicy.tuning.storage import SharedStorage, error_reason, safe_url
 from migpolicy.tuning.study import Tuner, open_study
 
 __all__ = ["BudgetSpent", "Run", "counts", "run_progress", "run_workers", "start_run", "work",
@@ -52,8 +53,11 @@ RUN_ATTR = "run"
 _COUNTED = """SELECT count(*) FROM trials t WHERE t.study_id = :study AND t.number >= :first
 AND NOT (t.state = 'FAIL' AND NOT EXISTS (SELECT 1 FROM trial_user_attributes a
 WHERE a.trial_id = t.trial_id AND a.key = 'outcome' AND a.value_json = '"failed"'))"""
-#: Seconds between looks at the study while waiting for other workers or drawing progress.
+#: Seconds between progress updates drawn from the study while workers run.
 POLL_S = 0.5
+#: Seconds between looks at the study while a worker waits for the others' last trials:
+#: short, because the command ends only when its last worker notices they are done.
+WAIT_POLL_S = 0.05
 
 
 class BudgetSpent(optuna.exceptions.OptunaError):
@@ -145,7 +149,7 @@ def _wait_for_others(study: optuna.Study, storage: SharedStorage,
             return True
         if not storage.get_n_trials(study._study_id, TrialState.RUNNING):
             return False
-        time.sleep(POLL_S)
+        time.sleep(WAIT_POLL_S)
     return False
 
 
@@ -199,11 +203,15 @@ def work(tuner: Tuner, study: optuna.Study, storage: SharedStorage, *,
                          f"mid-run: {error_reason(exc)}") from None
 
 
-def _worker(index: int, tuner: Tuner, url: str, name: str, heartbeat_s: int,
+def _worker(index: int, tuner: Tuner, storage: SharedStorage, name: str,
             seed: int | None, timeout: float | None, errors: Any) -> None:
-    """One ``--jobs`` process: its own connection, its own sampler seed, the shared run."""
+    """One ``--jobs`` process: its own connections, its own sampler seed, the shared run.
+
+    The storage object is the parent's, inherited through fork with no open
+    connection (the parent disposed of them): setting it up again would take
+    each worker a third of a second.
+    """
     try:
-        storage = open_storage(url, heartbeat_s)
         study = open_study(tuner, name, storage,
                            sampler=tuner.sampler(worker_seed(seed, index)))
         work(tuner, study, storage, timeout=timeout)
@@ -233,8 +241,8 @@ def run_workers(jobs: int, tuner: Tuner, storage: SharedStorage, study: optuna.S
     context = multiprocessing.get_context("fork")
     errors = context.SimpleQueue()
     procs = [context.Process(target=_worker, name=f"migpolicy-tune-{index}",
-                             args=(index, tuner, storage.url, study.study_name,
-                                   storage.heartbeat_interval, seed, timeout, errors))
+                             args=(index, tuner, storage, study.study_name, seed, timeout,
+                                   errors))
              for index in range(jobs)]
     for proc in procs:
         proc.start()
@@ -242,7 +250,9 @@ def run_workers(jobs: int, tuner: Tuner, storage: SharedStorage, study: optuna.S
         while any(proc.is_alive() for proc in procs):
             if on_progress is not None:
                 on_progress(*run_progress(study, run))
-            time.sleep(POLL_S)
+            # wakes as soon as a worker ends, not at the next tick
+            multiprocessing.connection.wait([proc.sentinel for proc in procs if proc.is_alive()],
+                                            timeout=POLL_S)
     except KeyboardInterrupt:
         for proc in procs:  # Ctrl-C in a terminal reached them too; a kill -INT did not
             proc.join(1.0)
