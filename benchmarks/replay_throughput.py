@@ -18,7 +18,7 @@ prints each one's peak RSS and the ratio (target: within 1.2x: memory must not
 grow with the trace's length).
 
     python benchmarks/replay_throughput.py [--events 100M] [--pages 1M] [--small-events 200K]
-        [--rss-events 2M] [--rss-pages 64K] [--json]
+        [--rss-events 10M] [--rss-pages 64K] [--json]
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--events", default="100M", help="events of the throughput trace")
     parser.add_argument("--pages", default="1M", help="pages the traces touch")
     parser.add_argument("--small-events", default="200K", help="events of the small replay")
-    parser.add_argument("--rss-events", default="2M", help="N for the N vs 10N RSS check")
+    parser.add_argument("--rss-events", default="10M", help="N for the N vs 10N RSS check")
     parser.add_argument("--rss-pages", default="64K",
                         help="pages of the RSS traces: few enough that N events touch them all")
     parser.add_argument("--policy", default="numab+watermark")

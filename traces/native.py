@@ -128,18 +128,37 @@ class NativeTrace:
         try:
             fields = json.loads(kv[META_KEY])
             self.meta = TraceMeta(**fields)
-            self._numbers = _decode_table(kv[TABLE_KEY])
-        except (ValueError, TypeError, zlib.error) as exc:
+        except (ValueError, TypeError) as exc:
             raise InputError(f"{path}: corrupt migpolicy trace metadata: {exc}") from None
+        if not isinstance(self.meta.distinct_pages, int) or self.meta.distinct_pages < 0:
+            raise InputError(f"{path}: corrupt migpolicy trace metadata: distinct_pages is "
+                             f"{self.meta.distinct_pages!r}, expected a count")
+        self._table: bytes | None = kv[TABLE_KEY]
+        self._numbers = np.empty(0, dtype=np.int64)
 
     @property
     def page_table(self) -> np.ndarray:
         """Address (bytes) of each dense page index."""
-        return self._numbers * self.meta.page_size
+        return self.page_numbers * self.meta.page_size
 
     @property
     def page_numbers(self) -> np.ndarray:
-        """Page number (address // page size) of each dense page index."""
+        """Page number (address // page size) of each dense page index.
+
+        Decoded on first use (a million pages take tens of milliseconds): a
+        reader that only streams the events never pays for it.
+        """
+        if self._table is not None:
+            try:
+                numbers = _decode_table(self._table)
+            except (ValueError, zlib.error) as exc:
+                raise InputError(f"{self.path}: corrupt migpolicy trace page table: {exc}"
+                                 ) from None
+            if len(numbers) != self.meta.distinct_pages:
+                raise InputError(f"{self.path}: corrupt migpolicy trace page table: "
+                                 f"{len(numbers)} pages, the metadata says "
+                                 f"{self.meta.distinct_pages}")
+            self._numbers, self._table = numbers, None
         return self._numbers
 
     def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
@@ -167,26 +186,47 @@ class NativeTrace:
             yield out
 
     def _batches(self, events_per_chunk: int) -> Iterator[pa.RecordBatch]:
-        """The file's record batches, the next one decoding while the caller has this one.
+        """The file's events in batches, the next row group decoding while the caller works.
 
-        A file of one batch is decoded right here: starting a thread would
-        cost more than it saves (a tuner replays small traces thousands of times).
+        Whole row groups are decoded (pyarrow decodes a row group's columns in
+        parallel, and fastest whole) and handed out as zero-copy slices of at
+        most ``events_per_chunk`` events. A file of one row group is decoded
+        right here: starting a thread would cost more than it saves (a tuner
+        replays small traces thousands of times).
         """
-        batches = self._file.iter_batches(batch_size=events_per_chunk, use_threads=True)
-        if self._file.metadata.num_rows <= events_per_chunk:
-            yield from self._guarded(lambda: next(batches, None))
-            return
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(next, batches, None)
+        count = self._file.metadata.num_row_groups
+        groups = iter(range(count))
+
+        def decode() -> pa.Table | None:
+            group = next(groups, None)
+            return None if group is None else self._file.read_row_group(group, use_threads=True)
+
+        def sliced(fetch: Callable[[], pa.Table | None]) -> Callable[[], pa.RecordBatch | None]:
+            pending: list[pa.RecordBatch] = []
 
             def following() -> pa.RecordBatch | None:
-                nonlocal pending
-                batch = pending.result()
-                if batch is not None:
-                    pending = pool.submit(next, batches, None)
-                return batch
+                while not pending:
+                    table = fetch()
+                    if table is None:
+                        return None
+                    pending.extend(reversed(table.to_batches(max_chunksize=events_per_chunk)))
+                return pending.pop()
+            return following
 
-            yield from self._guarded(following)
+        if count <= 1:
+            yield from self._guarded(sliced(decode))
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = pool.submit(decode)
+
+            def fetch() -> pa.Table | None:
+                nonlocal ahead
+                table = ahead.result()
+                if table is not None:
+                    ahead = pool.submit(decode)
+                return table
+
+            yield from self._guarded(sliced(fetch))
 
     def _guarded(self, fetch: Callable[[], pa.RecordBatch | None]) -> Iterator[pa.RecordBatch]:
         """Batches from ``fetch`` until it returns ``None``; a decoding error is one sentence."""
@@ -203,11 +243,12 @@ class NativeTrace:
             yield batch
 
     def _check(self, out: EventColumns, start: int) -> None:
-        pages = out.page
-        if len(pages) and (pages.min() < 0 or pages.max() >= len(self._numbers)):
-            bad = int(np.flatnonzero((pages < 0) | (pages >= len(self._numbers)))[0])
+        pages, count = out.page, self.meta.distinct_pages
+        # one pass: a negative index is a huge unsigned one
+        if len(pages) and pages.view(np.uint64).max() >= count:
+            bad = int(np.flatnonzero((pages < 0) | (pages >= count))[0])
             raise InputError(f"{self.path}: event {start + bad} names page {int(pages[bad])}, "
-                             f"outside the page table of {len(self._numbers)} pages")
+                             f"outside the page table of {count} pages")
 
 
 def write_native(trace: Any, handle: IO[bytes], command: str = "",

@@ -79,3 +79,39 @@ def test_damaged_files_are_named(tmp_path: Path, builtin_pm) -> None:
         open_trace(foreign, builtin_pm)
     with pytest.raises(InputError, match=r"cannot be read with --page-size 2097152"):
         open_trace(good, builtin_pm, page_size="2M")
+
+
+def _with_metadata(good: Path, path: Path, **changed: bytes) -> Path:
+    """A copy of native trace ``good`` whose footer metadata has ``changed`` values."""
+    table = pq.read_table(good)
+    kv = {**pq.ParquetFile(good).metadata.metadata,
+          **{k.encode(): v for k, v in changed.items()}}
+    kv = {k: v for k, v in kv.items() if not k.startswith(b"ARROW")}
+    pq.write_table(table.replace_schema_metadata(kv), path)
+    return path
+
+
+def test_a_damaged_page_table_or_page_count_is_named(tmp_path: Path, builtin_pm) -> None:
+    """The page table is decoded on first use; its damage is named then, the events still read."""
+    trace = generated_trace(trace_generators(builtin_pm)["scan"], 3000, 100, 1, {})
+    good = tmp_path / "good.parquet"
+    _write(trace, good)
+    garbled = _with_metadata(good, tmp_path / "garbled.parquet",
+                             **{"migpolicy.page_table": b"bm90IHpsaWI="})
+    native = open_trace(garbled, builtin_pm)
+    assert sum(len(c) for c in native.columns()) == 3000
+    with pytest.raises(InputError, match=r"garbled.parquet: corrupt migpolicy trace page table"):
+        native.page_numbers  # noqa: B018
+    meta = json.loads(pq.ParquetFile(good).metadata.metadata[b"migpolicy.trace"])
+    fewer = _with_metadata(good, tmp_path / "fewer.parquet", **{
+        "migpolicy.trace": json.dumps({**meta, "distinct_pages": 10}).encode()})
+    with pytest.raises(InputError, match=r"fewer.parquet: event \d+ names page \d+, outside "
+                                         r"the page table of 10 pages"):
+        sum(len(c) for c in open_trace(fewer, builtin_pm).columns())
+    with pytest.raises(InputError, match=r"fewer.parquet: corrupt .* 100 pages, the metadata "
+                                         r"says 10"):
+        open_trace(fewer, builtin_pm).page_numbers  # noqa: B018
+    unknown = _with_metadata(good, tmp_path / "unknown.parquet", **{
+        "migpolicy.trace": json.dumps({**meta, "distinct_pages": None}).encode()})
+    with pytest.raises(InputError, match=r"unknown.parquet: corrupt .* distinct_pages is None"):
+        open_trace(unknown, builtin_pm)
