@@ -56,6 +56,7 @@ from migpolicy.hardware.profile import Profile
 from migpolicy.hardware.registry import find_profile
 from migpolicy.replay import DEFAULT_POLICY, Checkpoint, ReplayOptions, page_ids, replay
 from migpolicy.traces import Trace
+from migpolicy.traces.resident import EVENT_BYTES, ResidentTrace, resident
 from migpolicy.tuning.pruning import MarginPruner
 from migpolicy.tuning.sampler import SnapshotTPESampler, trials_this_trial
 from migpolicy.tuning.screening import Screener, candidate_key, dominated
@@ -67,6 +68,8 @@ __all__ = ["DEFAULT_STORAGE", "METRICS", "OBJECTIVES", "OUTCOMES", "Figures", "T
 
 #: Where studies live when ``--storage`` is not given: an SQLite file in the working directory.
 DEFAULT_STORAGE = "sqlite:///migpolicy-studies.db"
+#: Bytes of trace events the tuner holds in memory (decoded once, replayed from there).
+RESIDENT_BYTES = 1 << 30
 #: Objective name → what it minimises, summed over the traces.
 OBJECTIVES = {"app_time": "modelled application time (s)",
               "migration_cpu": "modelled migration CPU time (s)",
@@ -117,7 +120,9 @@ class Tuner:
     (its ``ids`` are filled per trace). ``cpu_budget`` bounds the migration
     CPU time per second of application time. ``screening``, ``prefix_steps``
     (reports per trace; 1: after each trace only) and caching are what save
-    replays (module docstring).
+    replays (module docstring). Traces whose events fit ``resident_bytes``
+    together are read into memory once (:func:`migpolicy.traces.resident.resident`):
+    every replay would decode them again.
     """
 
     pm: pluggy.PluginManager
@@ -130,6 +135,7 @@ class Tuner:
     screening: bool = True
     prefix_steps: int = 4
     seed: int = 0
+    resident_bytes: int = RESIDENT_BYTES
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -148,6 +154,13 @@ class Tuner:
         if not len(self.space):
             raise InputError("the search space is empty: every tunable parameter is fixed "
                              "(by --policy, --param or the profile); free at least one")
+        held: list[Trace] = []
+        budget = self.resident_bytes
+        for trace in self.traces:
+            held.append(resident(trace, budget))
+            if isinstance(held[-1], ResidentTrace):
+                budget -= held[-1].meta.events * EVENT_BYTES
+        self.traces = held
         self._ids = [page_ids(trace) for trace in self.traces]  # one pass per trace, reused
         self.screener = Screener(self.space, seed=self.seed)
         self._running: int | None = None

@@ -105,7 +105,8 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     candidate equal to a finished one reuses its result. Every trial records
     its outcome: full, pruned, screened, cached or failed. The kernel default
     (numab+watermark, default parameters) is the first trial of a new study and
-    the baseline of `improvement_pct`. Trials are stored as they complete:
+    the baseline of `improvement_pct`. Traces that fit 1 GiB together are read
+    into memory once; larger ones stream. Trials are stored as they complete:
     run the command again (or after Ctrl-C) to continue the study. Figures
     are modelled, as for replay.
 
