@@ -194,7 +194,8 @@ class Tuner:
                 self._report(trial, partial, index * k + round(done * k) - 1)
 
             result = replay(trace, ctx, replace(self.options, ids=ids, checkpoints=k,
-                                                on_checkpoint=checkpoint if k > 1 else None))
+                                                on_checkpoint=checkpoint if k > 1 else None,
+                                                bounds=False))
             figures = Figures(float(result.app_time_s), float(result["migration"]["cpu_s"]),
                               float(result["events"]))
             for name, value in (("app_time", figures.app_time_s),

@@ -88,6 +88,20 @@ def test_compare_on_one_pass_equals_separate_replays(phases_trace, builtin_pm):
         assert a["events"] == 500_000
 
 
+def test_a_replay_without_bounds_gives_each_policy_the_same_figures(phases_trace, builtin_pm):
+    """What a tuner asks for: the bounds and the never-migrating baseline left out, nothing
+    else changed."""
+    trace = open_trace(phases_trace, builtin_pm)
+    ctx = _ctx(builtin_pm, "numab", "watermark")
+    full = replay(trace, ctx, ReplayOptions(max_events=500_000)).as_dict()
+    lean = replay(trace, ctx, ReplayOptions(max_events=500_000, bounds=False)).as_dict()
+    left_out = ("bound", "baseline_app_time_s", "speedup_vs_none")
+    assert all(lean[key] is None for key in left_out)
+    assert full["bound"]["oracle_hit_ratio"] > 0 and full["promoted_pages"] > 0
+    assert {k: v for k, v in lean.items() if k not in left_out} == \
+        {k: v for k, v in full.items() if k not in left_out}
+
+
 def test_checkpoints_report_exactly_what_a_prefix_replay_costs(phases_trace, builtin_pm):
     """The phases trace has one event every 100 ns over 0 .. 399.9999 ms: with 1 ms epochs
     the checkpoint at 1/4 comes after epoch 99 (the first to end past 99.999975 ms), so it
