@@ -100,6 +100,13 @@ class EventColumns:
             raise KeyError(key)
         return getattr(self, key)
 
+    def structured(self) -> np.ndarray:
+        """These events as one ``EVENT_DTYPE`` array (a copy): what ``chunks()`` hands out."""
+        out = np.empty(len(self), dtype=EVENT_DTYPE)
+        for name in EVENT_DTYPE.names:
+            out[name] = getattr(self, name)
+        return out
+
 
 def empty_events(n: int = 0) -> np.ndarray:
     """Return a zeroed event array of ``n`` rows (weight 1, op unknown)."""

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from migpolicy.errors import InputError
-from migpolicy.traces.events import EVENT_DTYPE, EventColumns, TraceMeta
+from migpolicy.traces.events import EventColumns, TraceMeta
 
 __all__ = ["DEFAULT_CHUNK", "SCHEMA", "NativeTrace", "NativeWriter", "write_native"]
 
@@ -164,10 +164,7 @@ class NativeTrace:
     def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, in file order."""
         for columns in self.columns(events_per_chunk):
-            out = np.empty(len(columns), dtype=EVENT_DTYPE)
-            for name in SCHEMA.names:
-                out[name] = columns[name]
-            yield out
+            yield columns.structured()
 
     def columns(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[EventColumns]:
         """Yield the events as :class:`EventColumns`, at most ``events_per_chunk`` at a time.

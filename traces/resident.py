@@ -55,10 +55,7 @@ class ResidentTrace:
     def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, in trace order."""
         for columns in self.columns(events_per_chunk):
-            out = np.empty(len(columns), dtype=EVENT_DTYPE)
-            for name in EVENT_DTYPE.names:
-                out[name] = columns[name]
-            yield out
+            yield columns.structured()
 
 
 def resident(trace: Trace, budget_bytes: int) -> Trace:
