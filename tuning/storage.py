@@ -28,6 +28,7 @@ import itertools
 import os
 import random
 import signal
+import sqlite3
 import threading
 import time
 import warnings
@@ -43,8 +44,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from migpolicy.errors import InputError
 
-__all__ = ["CONNECT_TIMEOUT_S", "DEFAULT_HEARTBEAT_S", "SharedStorage", "dashboard_command",
-           "error_reason", "open_storage", "safe_url"]
+__all__ = ["CONNECT_TIMEOUT_S", "DEFAULT_HEARTBEAT_S", "SharedStorage", "ctrl_c_deferred",
+           "dashboard_command", "error_reason", "open_storage", "safe_url"]
 
 #: Seconds between heartbeats of a running trial; a trial silent for 2x this is failed.
 DEFAULT_HEARTBEAT_S = 10
@@ -121,7 +122,7 @@ class SharedStorage(RDBStorage):
         """
         if template_trial is not None:
             return super()._create_new_trial(study_id, template_trial)
-        with _ctrl_c_deferred():  # a trial created but not yet known here would stay running
+        with ctrl_c_deferred():  # a trial created but not yet known here would stay running
             if self.guard is None:
                 trial = super()._create_new_trial(study_id, template_trial)
             else:
@@ -143,6 +144,25 @@ class SharedStorage(RDBStorage):
             if self.worker is not None:
                 self.set_trial_user_attr(trial_id, "worker", self.worker)
         return changed
+
+    def fail_running(self) -> None:
+        """After Ctrl-C: fail the trial this process set running, if it still is.
+
+        Covers Ctrl-C between a trial's creation and its objective (the tuner
+        does not know the trial yet). The session is dropped first: the
+        interrupt may have left it mid-commit, still holding SQLite's write
+        lock, where every write of this process and of the other workers would
+        wait on it. A storage that cannot take the write even then is left
+        alone: the trial's heartbeats have stopped, so another worker fails it.
+        """
+        with contextlib.suppress(Exception):
+            self.scoped_session.remove()
+        try:
+            if self.running is not None and (
+                    self.get_trial(self.running).state == TrialState.RUNNING):
+                self.set_trial_state_values(self.running, TrialState.FAIL)
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError):
+            pass
 
     def count(self, sql: str, **params: object) -> int:
         """The integer a ``SELECT count(*) ...`` over Optuna's tables returns."""
@@ -177,7 +197,7 @@ class SharedStorage(RDBStorage):
 
 
 @contextlib.contextmanager
-def _ctrl_c_deferred() -> Iterator[None]:
+def ctrl_c_deferred() -> Iterator[None]:
     """Hold SIGINT back (main thread) until the block is done; it is delivered right after."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -187,6 +207,21 @@ def _ctrl_c_deferred() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _write_ahead_log(database: str) -> None:
+    """Put the SQLite file ``database`` in write-ahead-log mode (it stays so), if it can be.
+
+    In SQLite's default mode a commit waits until no other connection reads;
+    with several workers, and a worker's own heartbeat thread, a writer and a
+    reader could each hold what the other waited for until the busy timeout
+    (20 s) ran out: Ctrl-C then took that long, or longer. With a write-ahead
+    log readers never block the writer. A file that cannot be opened here is
+    left for the storage to report.
+    """
+    with contextlib.suppress(sqlite3.Error), contextlib.closing(
+            sqlite3.connect(database, timeout=20)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
 
 
 def open_storage(url: str, heartbeat_s: int | None = DEFAULT_HEARTBEAT_S) -> SharedStorage:
@@ -209,6 +244,8 @@ def open_storage(url: str, heartbeat_s: int | None = DEFAULT_HEARTBEAT_S) -> Sha
         connect_args = {"connect_timeout": CONNECT_TIMEOUT_S}
     elif backend == "sqlite":
         connect_args = {"timeout": 20}  # workers wait for each other's writes, not fail
+        if parsed.database not in (None, "", ":memory:"):
+            _write_ahead_log(parsed.database)
     try:
         for attempt in itertools.count(1):
             try:

@@ -297,7 +297,7 @@ class Tuner:
                                **kwargs)
         except Exception as exc:
             # Optuna may turn an interrupt during its own write into another error
-            if not from_interrupt(exc):
+            if not (from_interrupt(exc) or interrupt_seen()):
                 raise
             self._fail_running(study)
             raise KeyboardInterrupt from None
@@ -307,7 +307,10 @@ class Tuner:
 
     def _fail_running(self, study: optuna.Study) -> None:
         """Mark the trial this process was running as failed, if it is still running."""
-        if self._running is not None:
+        backend = getattr(study._storage, "_backend", study._storage)
+        if isinstance(backend, SharedStorage):
+            backend.fail_running()  # knows the trial from its creation, before the objective
+        elif self._running is not None:
             trial = study._storage.get_trial(self._running)
             if trial.state == TrialState.RUNNING:
                 study._storage.set_trial_state_values(self._running, TrialState.FAIL)
@@ -337,7 +340,21 @@ class Tuner:
                 "seed": self.options.seed, "cpu_budget": self.cpu_budget}
 
 
-_INTERRUPTED = threading.Event()
+class _Interrupt:
+    """Whether Ctrl-C came while tuning in this process.
+
+    A plain attribute, not a ``threading.Event``: the signal handler sets it,
+    and an Event takes a lock, so a second Ctrl-C landing inside the first
+    one's handler (a terminal's and then ``--jobs``'s own) deadlocked on it.
+    """
+
+    seen = False
+
+
+def interrupt_seen() -> bool:
+    """Whether Ctrl-C came while this process was tuning: any error after it is its echo
+    (Optuna or a driver turn an interrupt mid-write into errors of their own)."""
+    return _Interrupt.seen
 
 
 @contextlib.contextmanager
@@ -353,14 +370,14 @@ def _interrupt_noted():
         return
 
     def interrupt(signum, frame) -> None:
-        _INTERRUPTED.set()
+        _Interrupt.seen = True
         raise KeyboardInterrupt
 
     def unraisable(info) -> None:  # a dropped Ctrl-C is raised again after the trial
         if not isinstance(info.exc_value, KeyboardInterrupt):
             hook(info)
 
-    _INTERRUPTED.clear()
+    _Interrupt.seen = False
     previous, hook = signal.signal(signal.SIGINT, interrupt), sys.unraisablehook
     sys.unraisablehook = unraisable
     try:
@@ -372,7 +389,7 @@ def _interrupt_noted():
 
 def _reraise_lost_interrupt(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Optuna callback: a Ctrl-C seen but swallowed during the trial stops the study now."""
-    if _INTERRUPTED.is_set():
+    if _Interrupt.seen:
         raise KeyboardInterrupt
 
 

@@ -39,8 +39,8 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from migpolicy.errors import InputError, MigpolicyError, from_interrupt
-from migpolicy.tuning.storage import SharedStorage, error_reason, safe_url
-from migpolicy.tuning.study import Tuner, open_study
+from migpolicy.tuning.storage import SharedStorage, ctrl_c_deferred, error_reason, safe_url
+from migpolicy.tuning.study import Tuner, interrupt_seen, open_study
 
 __all__ = ["BudgetSpent", "Run", "counts", "run_progress", "run_workers", "start_run", "work",
            "worker_seed"]
@@ -153,22 +153,6 @@ def _wait_for_others(study: optuna.Study, storage: SharedStorage,
     return False
 
 
-def _fail_own_trial(storage: SharedStorage) -> None:
-    """After Ctrl-C: fail the trial this process set running, if it still is.
-
-    Covers Ctrl-C between a trial's creation and its objective (the tuner does
-    not know the trial yet). A storage that cannot take the write now (the
-    interrupt broke a query) is left alone: the trial's heartbeats have
-    stopped, so the next worker fails it.
-    """
-    try:
-        if storage.running is not None and (
-                storage.get_trial(storage.running).state == TrialState.RUNNING):
-            storage.set_trial_state_values(storage.running, TrialState.FAIL)
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError):
-        pass
-
-
 def work(tuner: Tuner, study: optuna.Study, storage: SharedStorage, *,
          timeout: float | None = None,
          callbacks: list[Callable[[optuna.Study, Any], None]] | None = None) -> None:
@@ -193,11 +177,11 @@ def work(tuner: Tuner, study: optuna.Study, storage: SharedStorage, *,
             if not _wait_for_others(study, storage, deadline):
                 return
     except KeyboardInterrupt:
-        _fail_own_trial(storage)
+        storage.fail_running()
         raise
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        if from_interrupt(exc):  # Ctrl-C inside a query
-            _fail_own_trial(storage)
+        if from_interrupt(exc) or interrupt_seen():  # Ctrl-C inside a query
+            storage.fail_running()
             raise KeyboardInterrupt from None
         raise InputError(f"--storage {safe_url(storage.url)}: lost the study storage "
                          f"mid-run: {error_reason(exc)}") from None
@@ -211,6 +195,7 @@ def _worker(index: int, tuner: Tuner, storage: SharedStorage, name: str,
     connection (the parent disposed of them): setting it up again would take
     each worker a third of a second.
     """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held back while forking
     try:
         study = open_study(tuner, name, storage,
                            sampler=tuner.sampler(worker_seed(seed, index)))
@@ -221,7 +206,8 @@ def _worker(index: int, tuner: Tuner, storage: SharedStorage, name: str,
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # Ctrl-C inside a driver or Optuna's writes becomes another error
-        if from_interrupt(exc):
+        if from_interrupt(exc) or interrupt_seen():
+            storage.fail_running()
             sys.exit(130)
         raise
 
@@ -244,8 +230,11 @@ def run_workers(jobs: int, tuner: Tuner, storage: SharedStorage, study: optuna.S
                              args=(index, tuner, storage, study.study_name, seed, timeout,
                                    errors))
              for index in range(jobs)]
-    for proc in procs:
-        proc.start()
+    # a Ctrl-C during a fork is dropped in Python's after-fork hooks ("Exception ignored"):
+    # held back here, it is delivered once every worker exists, and they are stopped with it
+    with ctrl_c_deferred():
+        for proc in procs:
+            proc.start()
     try:
         while any(proc.is_alive() for proc in procs):
             if on_progress is not None:

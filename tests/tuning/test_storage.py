@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -156,3 +157,14 @@ def test_optuna_dashboard_serves_the_study(postgres_url):
     assert body["name"] == name
     assert len(body["trials"]) == 3
     assert [t["number"] for t in body["trials"]] == [0, 1, 2]
+
+
+def test_an_sqlite_study_file_keeps_a_write_ahead_log(tmp_path):
+    """Readers then never block a worker's commit (in SQLite's default mode a reader and a
+    writer could wait on each other for the whole busy timeout after Ctrl-C)."""
+    path = tmp_path / "studies.db"
+    optuna.create_study(storage=open_storage(f"sqlite:///{path}"), study_name="s")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with pytest.raises(InputError, match="cannot open the study storage"):
+        open_storage(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
