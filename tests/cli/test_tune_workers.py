@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -143,4 +144,36 @@ def test_ctrl_c_stops_every_job_and_leaves_no_trial_running(migpolicy_exe, phase
     # per worker that Ctrl-C caught inside Optuna's creating it (no value drawn, no worker yet)
     running = [t for t in trials if t.state == TrialState.RUNNING]
     assert len(running) <= 2
+    assert all(not t.params and "worker" not in t.user_attrs for t in running)
+
+
+def test_ctrl_c_twice_on_sqlite_ends_promptly_with_no_trial_running(migpolicy_exe, phases,
+                                                                     tmp_path):
+    """A user pressing Ctrl-C twice, 0.2 s apart, with two workers sharing an SQLite file: the
+    second interrupt lands in the first one's clean-up (once a deadlock in the signal handler;
+    commits stuck on SQLite's locks made it 20 s or more)."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    proc = subprocess.Popen([migpolicy_exe, "tune", str(phases), "--trials", "500", "--jobs",
+                             "2", "--storage", url, "--study", "s", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline, done = time.monotonic() + 60, 0
+    while time.monotonic() < deadline and done < 4:
+        time.sleep(0.3)
+        try:
+            done = sum(t.state.is_finished() for t in load(url, "s").trials)
+        except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet
+            continue
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):  # all gone already
+        os.killpg(proc.pid, signal.SIGINT)
+    begin = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - begin < 15
+    assert out == "" and err.strip() == "migpolicy: interrupted"
+    trials = load(url, "s").trials
+    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 4
+    running = [t for t in trials if t.state == TrialState.RUNNING]
     assert all(not t.params and "worker" not in t.user_attrs for t in running)
