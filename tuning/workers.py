@@ -55,9 +55,11 @@ AND NOT (t.state = 'FAIL' AND NOT EXISTS (SELECT 1 FROM trial_user_attributes a
 WHERE a.trial_id = t.trial_id AND a.key = 'outcome' AND a.value_json = '"failed"'))"""
 #: Seconds between progress updates drawn from the study while workers run.
 POLL_S = 0.5
-#: Seconds between looks at the study while a worker waits for the others' last trials:
-#: short, because the command ends only when its last worker notices they are done.
-WAIT_POLL_S = 0.05
+#: Seconds before a worker waiting for the others' last trials first looks again, then
+#: twice as long each time up to ``WAIT_POLL_MAX_S``: short, because the command ends only
+#: when its last worker notices they are done; bounded, because a long trial elsewhere need
+#: not be polled 20 times a second.
+WAIT_POLL_S, WAIT_POLL_MAX_S = 0.05, 0.2
 
 
 class BudgetSpent(optuna.exceptions.OptunaError):
@@ -143,13 +145,15 @@ def _wait_for_others(study: optuna.Study, storage: SharedStorage,
     """
     if storage.heartbeat_interval is None:  # no heartbeats: a dead worker cannot be told
         return False
+    pause = WAIT_POLL_S
     while deadline is None or time.monotonic() < deadline:
         _fail_stale(study)
         if storage.get_n_trials(study._study_id, TrialState.WAITING):
             return True
         if not storage.get_n_trials(study._study_id, TrialState.RUNNING):
             return False
-        time.sleep(WAIT_POLL_S)
+        time.sleep(pause)
+        pause = min(2 * pause, WAIT_POLL_MAX_S)
     return False
 
 
