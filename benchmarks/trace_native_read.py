@@ -31,6 +31,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -53,27 +54,17 @@ def best_of(runs: int, work: Callable[[], object]) -> float:
     return best
 
 
-def take(path: Path) -> int:
-    return sum(len(chunk) for chunk in open_trace(path).chunks(CHUNK))
+def take(path: Path, reader: str = "chunks") -> int:
+    """Events handed out by ``open_trace(path).chunks`` or ``.columns`` (``reader``)."""
+    return sum(len(chunk) for chunk in getattr(open_trace(path), reader)(CHUNK))
 
 
-def count_pages(path: Path) -> np.ndarray:
+def count_pages(path: Path, reader: str = "chunks") -> np.ndarray:
+    """Accesses per page, one ``np.bincount`` per chunk of ``reader`` (as ``take``)."""
     trace = open_trace(path)
     counts = np.zeros(trace.meta.distinct_pages)
-    for chunk in trace.chunks(CHUNK):
+    for chunk in getattr(trace, reader)(CHUNK):
         counts += np.bincount(chunk["page"], weights=chunk["weight"], minlength=len(counts))
-    return counts
-
-
-def take_columns(path: Path) -> int:
-    return sum(len(columns) for columns in open_trace(path).columns(CHUNK))
-
-
-def count_pages_columns(path: Path) -> np.ndarray:
-    trace = open_trace(path)
-    counts = np.zeros(trace.meta.distinct_pages)
-    for columns in trace.columns(CHUNK):
-        counts += np.bincount(columns.page, weights=columns.weight, minlength=len(counts))
     return counts
 
 
@@ -104,8 +95,8 @@ def measure(path: Path, runs: int) -> dict:
     events = open_trace(path).meta.events
     seconds = {"chunks": best_of(runs, lambda: take(path)),
                "chunks + bincount": best_of(runs, lambda: count_pages(path)),
-               "columns": best_of(runs, lambda: take_columns(path)),
-               "columns + bincount": best_of(runs, lambda: count_pages_columns(path)),
+               "columns": best_of(runs, lambda: take(path, "columns")),
+               "columns + bincount": best_of(runs, lambda: count_pages(path, "columns")),
                "pyarrow decode": best_of(runs, lambda: arrow_only(path))}
     rates = {name: events / s for name, s in seconds.items()}
     base = rates["pyarrow decode"]
@@ -115,7 +106,7 @@ def measure(path: Path, runs: int) -> dict:
             "ratio_to_pyarrow_decode": {k: round(v / base, 2) for k, v in rates.items()
                                         if k != "pyarrow decode"},
             "peak_mib": {"chunks": round(peak_mib(path, take), 1),
-                         "columns": round(peak_mib(path, take_columns), 1)}}
+                         "columns": round(peak_mib(path, partial(take, reader="columns")), 1)}}
 
 
 def main() -> None:

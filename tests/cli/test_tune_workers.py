@@ -120,20 +120,26 @@ def test_a_worker_with_another_space_is_refused_on_postgres(run_cli, phases, pos
     assert ":***@" in err and postgres_url.split("@")[0].split(":")[-1] not in err
 
 
-def test_ctrl_c_stops_every_job_and_leaves_no_trial_running(migpolicy_exe, phases,
-                                                            postgres_url):
-    storage, name = postgres_url, f"cli-ctrl-c-{uuid.uuid4().hex}"
-    proc = subprocess.Popen([migpolicy_exe, "tune", str(phases), "--trials", "500", "--jobs",
-                             "2", "--storage", storage, "--study", name, "--json"],
+def two_jobs_past_four_trials(exe: str, trace: Path, url: str, name: str) -> subprocess.Popen:
+    """``tune --jobs 2`` of a long run in its own process group, once 4 trials have finished."""
+    proc = subprocess.Popen([exe, "tune", str(trace), "--trials", "500", "--jobs", "2",
+                             "--storage", url, "--study", name, "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline, done = time.monotonic() + 60, 0
     while time.monotonic() < deadline and done < 4:
         time.sleep(0.3)
         try:
-            done = sum(t.state.is_finished() for t in load(storage, name).trials)
+            done = sum(t.state.is_finished() for t in load(url, name).trials)
         except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet
             continue
+    return proc
+
+
+def test_ctrl_c_stops_every_job_and_leaves_no_trial_running(migpolicy_exe, phases,
+                                                            postgres_url):
+    storage, name = postgres_url, f"cli-ctrl-c-{uuid.uuid4().hex}"
+    proc = two_jobs_past_four_trials(migpolicy_exe, phases, storage, name)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -153,17 +159,7 @@ def test_ctrl_c_twice_on_sqlite_ends_promptly_with_no_trial_running(migpolicy_ex
     second interrupt lands in the first one's clean-up (once a deadlock in the signal handler;
     commits stuck on SQLite's locks made it 20 s or more)."""
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    proc = subprocess.Popen([migpolicy_exe, "tune", str(phases), "--trials", "500", "--jobs",
-                             "2", "--storage", url, "--study", "s", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    deadline, done = time.monotonic() + 60, 0
-    while time.monotonic() < deadline and done < 4:
-        time.sleep(0.3)
-        try:
-            done = sum(t.state.is_finished() for t in load(url, "s").trials)
-        except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet
-            continue
+    proc = two_jobs_past_four_trials(migpolicy_exe, phases, url, "s")
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):  # all gone already

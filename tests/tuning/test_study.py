@@ -138,30 +138,9 @@ def test_everything_fixed_is_an_empty_space(traces):
         make_tuner(traces[:1], fixed=fixed)
 
 
-def test_ctrl_c_inside_a_storage_write_leaves_no_trial_running(traces, tmp_path):
-    tuner = make_tuner(traces[:1])
-    study = open_study(tuner, "s", f"sqlite:///{tmp_path / 's.db'}")
-    storage = study._storage
-    write = storage.set_trial_state_values
-    finished = []
-
-    def interrupted_write(trial_id, state, values=None):
-        finished.append(state == optuna.trial.TrialState.COMPLETE)
-        if sum(finished) == 2 and finished[-1]:  # Ctrl-C while the 2nd result is stored
-            raise KeyboardInterrupt
-        return write(trial_id, state, values)
-
-    storage.set_trial_state_values = interrupted_write
-    with pytest.raises(KeyboardInterrupt):
-        tuner.optimize(study, n_trials=5)
-    states = [t.state for t in study.trials]
-    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
-
-
-def test_an_error_that_hides_a_ctrl_c_still_stops_and_fails_the_trial(traces, tmp_path):
-    """A real Ctrl-C lands inside a storage write, and what comes out is another error with no
-    trace of the interrupt (Optuna's own "Should not reach" assertion did that): the tuner
-    knows a Ctrl-C came, so it stops as interrupted and leaves no trial running."""
+def _trials_after_interrupting_the_second_result(traces, tmp_path, interrupt) -> list:
+    """The trials' states after ``interrupt()`` is called while the tuner stores its second
+    result (the tuner must stop as interrupted)."""
     tuner = make_tuner(traces[:1])
     study = open_study(tuner, "s", f"sqlite:///{tmp_path / 's.db'}")
     storage = study._storage
@@ -171,16 +150,34 @@ def test_an_error_that_hides_a_ctrl_c_still_stops_and_fails_the_trial(traces, tm
     def interrupted_write(trial_id, state, values=None):
         finished.append(state == optuna.trial.TrialState.COMPLETE)
         if sum(finished) == 2 and finished[-1]:
-            with contextlib.suppress(KeyboardInterrupt):
-                os.kill(os.getpid(), signal.SIGINT)  # the tuner's own handler takes it
-                time.sleep(5)
-            raise AssertionError("Should not reach.")  # no link to the interrupt
+            interrupt()
         return write(trial_id, state, values)
 
     storage.set_trial_state_values = interrupted_write
     with pytest.raises(KeyboardInterrupt):
         tuner.optimize(study, n_trials=5)
-    states = [t.state for t in study.trials]
+    return [t.state for t in study.trials]
+
+
+def test_ctrl_c_inside_a_storage_write_leaves_no_trial_running(traces, tmp_path):
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    states = _trials_after_interrupting_the_second_result(traces, tmp_path, ctrl_c)
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+
+
+def test_an_error_that_hides_a_ctrl_c_still_stops_and_fails_the_trial(traces, tmp_path):
+    """A real Ctrl-C lands inside a storage write, and what comes out is another error with no
+    trace of the interrupt (Optuna's own "Should not reach" assertion did that): the tuner
+    knows a Ctrl-C came, so it stops as interrupted and leaves no trial running."""
+    def hidden_ctrl_c():
+        with contextlib.suppress(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # the tuner's own handler takes it
+            time.sleep(5)
+        raise AssertionError("Should not reach.")  # no link to the interrupt
+
+    states = _trials_after_interrupting_the_second_result(traces, tmp_path, hidden_ctrl_c)
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
 
 
