@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import json
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -170,9 +170,11 @@ class NativeTrace:
         """Yield the events as :class:`EventColumns`, at most ``events_per_chunk`` at a time.
 
         The fastest way to read the file: each column is a read-only view of
-        the buffer pyarrow decoded into, nothing is copied. The next batch is
-        decoded in a background thread (pyarrow releases the GIL) while the
-        consumer works on the current one: two cores busy, two batches in memory.
+        the buffer pyarrow decoded into, nothing is copied. The next row group
+        is decoded in a background thread (pyarrow releases the GIL) while the
+        consumer works on the current one's chunks: two cores busy, at most
+        about three decoded row groups in memory (a chunk the consumer still
+        holds keeps its row group alive).
         """
         start = 0
         for batch in self._batches(events_per_chunk):
@@ -183,61 +185,46 @@ class NativeTrace:
             yield out
 
     def _batches(self, events_per_chunk: int) -> Iterator[pa.RecordBatch]:
-        """The file's events in batches, the next row group decoding while the caller works.
+        """The file's events in zero-copy slices of whole decoded row groups.
 
-        Whole row groups are decoded (pyarrow decodes a row group's columns in
-        parallel, and fastest whole) and handed out as zero-copy slices of at
-        most ``events_per_chunk`` events. A file of one row group is decoded
-        right here: starting a thread would cost more than it saves (a tuner
-        replays small traces thousands of times).
+        A row group is decoded whole (pyarrow decodes its columns in parallel,
+        and a whole one fastest) and handed out in batches of at most
+        ``events_per_chunk`` events. A decoding error is one sentence.
         """
-        count = self._file.metadata.num_row_groups
-        groups = iter(range(count))
-
-        def decode() -> pa.Table | None:
-            group = next(groups, None)
-            return None if group is None else self._file.read_row_group(group, use_threads=True)
-
-        def sliced(fetch: Callable[[], pa.Table | None]) -> Callable[[], pa.RecordBatch | None]:
-            pending: list[pa.RecordBatch] = []
-
-            def following() -> pa.RecordBatch | None:
-                while not pending:
-                    table = fetch()
-                    if table is None:
-                        return None
-                    pending.extend(reversed(table.to_batches(max_chunksize=events_per_chunk)))
-                return pending.pop()
-            return following
-
-        if count <= 1:
-            yield from self._guarded(sliced(decode))
-            return
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            ahead = pool.submit(decode)
-
-            def fetch() -> pa.Table | None:
-                nonlocal ahead
-                table = ahead.result()
-                if table is not None:
-                    ahead = pool.submit(decode)
-                return table
-
-            yield from self._guarded(sliced(fetch))
-
-    def _guarded(self, fetch: Callable[[], pa.RecordBatch | None]) -> Iterator[pa.RecordBatch]:
-        """Batches from ``fetch`` until it returns ``None``; a decoding error is one sentence."""
         start = 0
+        groups = self._row_groups()
         while True:
             try:
-                batch = fetch()
+                table = next(groups, None)
             except (pa.ArrowException, OSError) as exc:
                 raise InputError(f"{self.path}: corrupt or truncated after event {start}: "
                                  f"{exc}") from None
-            if batch is None:
+            if table is None:
                 return
-            start += batch.num_rows
-            yield batch
+            yield from table.to_batches(max_chunksize=events_per_chunk)
+            start += table.num_rows
+
+    def _row_groups(self) -> Iterator[pa.Table]:
+        """The decoded row groups in order, the next one decoding while the caller has this one.
+
+        A file of one row group is decoded right here: starting a thread would
+        cost more than it saves (a tuner replays small traces thousands of times).
+        """
+        count = self._file.metadata.num_row_groups
+
+        def decode(group: int) -> pa.Table:
+            return self._file.read_row_group(group, use_threads=True)
+
+        if count <= 1:
+            yield from map(decode, range(count))
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = pool.submit(decode, 0)
+            for group in range(1, count + 1):
+                table = ahead.result()
+                if group < count:
+                    ahead = pool.submit(decode, group)
+                yield table
 
     def _check(self, out: EventColumns, start: int) -> None:
         pages, count = out.page, self.meta.distinct_pages

@@ -115,3 +115,19 @@ def test_a_damaged_page_table_or_page_count_is_named(tmp_path: Path, builtin_pm)
         "migpolicy.trace": json.dumps({**meta, "distinct_pages": None}).encode()})
     with pytest.raises(InputError, match=r"unknown.parquet: corrupt .* distinct_pages is None"):
         open_trace(unknown, builtin_pm)
+
+
+def test_a_damaged_row_group_is_named_with_the_events_read_before_it(tmp_path, builtin_pm):
+    """The second row group's first page header is overwritten: reading stops there, decoded in
+    the background thread, with one sentence that says how far the file was good."""
+    trace = generated_trace(trace_generators(builtin_pm)["zipf"], ROW_GROUP + 1000, 5000, 3, {})
+    path = tmp_path / "damaged.parquet"
+    _write(trace, path)
+    offset = pq.ParquetFile(path).metadata.row_group(1).column(0).data_page_offset
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(b"\xff" * 64)
+    native = open_trace(path, builtin_pm)
+    with pytest.raises(InputError, match=rf"damaged.parquet: corrupt or truncated after event "
+                                         rf"{ROW_GROUP}: "):
+        sum(len(c) for c in native.columns())
