@@ -12,7 +12,7 @@ arrays (read-only, copy on write).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from migpolicy.traces.events import EVENT_DTYPE, EventColumns, TraceMeta
 from migpolicy.traces.native import DEFAULT_CHUNK
 from migpolicy.traces.trace import Trace, trace_columns
 
-__all__ = ["ResidentTrace", "resident"]
+__all__ = ["ResidentTrace", "hold", "resident"]
 
 #: Bytes one event takes in memory, one array per field.
 EVENT_BYTES = sum(EVENT_DTYPE.fields[name][0].itemsize for name in EVENT_DTYPE.names)
@@ -30,7 +30,6 @@ class ResidentTrace:
     """A trace's events in memory, one array per field, with the source's metadata and pages."""
 
     def __init__(self, source: Trace, events: EventColumns) -> None:
-        self.source = source
         #: What the source is called (a generator's name, or a file's path).
         self.name: str = getattr(source, "name", str(getattr(source, "path", "")))
         self.meta: TraceMeta = source.meta
@@ -83,3 +82,14 @@ def resident(trace: Trace, budget_bytes: int) -> Trace:
     for array in fields:
         array.flags.writeable = False
     return ResidentTrace(trace, EventColumns(*fields))
+
+
+def hold(traces: Sequence[Trace], budget_bytes: int) -> list[Trace]:
+    """``traces`` in order, each held in memory (:func:`resident`) while their events together
+    fit ``budget_bytes``; the others as they are."""
+    held: list[Trace] = []
+    for trace in traces:
+        held.append(resident(trace, budget_bytes))
+        if isinstance(held[-1], ResidentTrace):
+            budget_bytes -= held[-1].meta.events * EVENT_BYTES
+    return held

@@ -56,7 +56,7 @@ from migpolicy.hardware.profile import Profile
 from migpolicy.hardware.registry import find_profile
 from migpolicy.replay import DEFAULT_POLICY, Checkpoint, ReplayOptions, page_ids, replay
 from migpolicy.traces import Trace
-from migpolicy.traces.resident import EVENT_BYTES, ResidentTrace, resident
+from migpolicy.traces.resident import hold
 from migpolicy.tuning.pruning import MarginPruner
 from migpolicy.tuning.sampler import SnapshotTPESampler, trials_this_trial
 from migpolicy.tuning.screening import Screener, candidate_key, dominated
@@ -121,7 +121,7 @@ class Tuner:
     CPU time per second of application time. ``screening``, ``prefix_steps``
     (reports per trace; 1: after each trace only) and caching are what save
     replays (module docstring). Traces whose events fit ``resident_bytes``
-    together are read into memory once (:func:`migpolicy.traces.resident.resident`):
+    together are read into memory once (:func:`migpolicy.traces.resident.hold`):
     every replay would decode them again.
     """
 
@@ -154,13 +154,7 @@ class Tuner:
         if not len(self.space):
             raise InputError("the search space is empty: every tunable parameter is fixed "
                              "(by --policy, --param or the profile); free at least one")
-        held: list[Trace] = []
-        budget = self.resident_bytes
-        for trace in self.traces:
-            held.append(resident(trace, budget))
-            if isinstance(held[-1], ResidentTrace):
-                budget -= held[-1].meta.events * EVENT_BYTES
-        self.traces = held
+        self.traces = hold(self.traces, self.resident_bytes)
         self._ids = [page_ids(trace) for trace in self.traces]  # one pass per trace, reused
         self.screener = Screener(self.space, seed=self.seed)
         self._running: int | None = None
@@ -297,7 +291,7 @@ class Tuner:
                                **kwargs)
         except Exception as exc:
             # Optuna may turn an interrupt during its own write into another error
-            if not (from_interrupt(exc) or interrupt_seen()):
+            if not echoes_interrupt(exc):
                 raise
             self._fail_running(study)
             raise KeyboardInterrupt from None
@@ -351,10 +345,11 @@ class _Interrupt:
     seen = False
 
 
-def interrupt_seen() -> bool:
-    """Whether Ctrl-C came while this process was tuning: any error after it is its echo
-    (Optuna or a driver turn an interrupt mid-write into errors of their own)."""
-    return _Interrupt.seen
+def echoes_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C in disguise: one is linked to it, or Ctrl-C came while this
+    process was tuning, and any error after it is its echo (Optuna or a driver turn an
+    interrupt mid-write into errors of their own, not always linked)."""
+    return from_interrupt(exc) or _Interrupt.seen
 
 
 @contextlib.contextmanager

@@ -38,9 +38,9 @@ import optuna
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
-from migpolicy.errors import InputError, MigpolicyError, from_interrupt
+from migpolicy.errors import InputError, MigpolicyError
 from migpolicy.tuning.storage import SharedStorage, ctrl_c_deferred, error_reason, safe_url
-from migpolicy.tuning.study import Tuner, interrupt_seen, open_study
+from migpolicy.tuning.study import Tuner, echoes_interrupt, open_study
 
 __all__ = ["BudgetSpent", "Run", "counts", "run_progress", "run_workers", "start_run", "work",
            "worker_seed"]
@@ -184,7 +184,7 @@ def work(tuner: Tuner, study: optuna.Study, storage: SharedStorage, *,
         storage.fail_running()
         raise
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        if from_interrupt(exc) or interrupt_seen():  # Ctrl-C inside a query
+        if echoes_interrupt(exc):  # Ctrl-C inside a query
             storage.fail_running()
             raise KeyboardInterrupt from None
         raise InputError(f"--storage {safe_url(storage.url)}: lost the study storage "
@@ -210,7 +210,7 @@ def _worker(index: int, tuner: Tuner, storage: SharedStorage, name: str,
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # Ctrl-C inside a driver or Optuna's writes becomes another error
-        if from_interrupt(exc) or interrupt_seen():
+        if echoes_interrupt(exc):
             storage.fail_running()
             sys.exit(130)
         raise
@@ -234,12 +234,12 @@ def run_workers(jobs: int, tuner: Tuner, storage: SharedStorage, study: optuna.S
                              args=(index, tuner, storage, study.study_name, seed, timeout,
                                    errors))
              for index in range(jobs)]
-    # a Ctrl-C during a fork is dropped in Python's after-fork hooks ("Exception ignored"):
-    # held back here, it is delivered once every worker exists, and they are stopped with it
-    with ctrl_c_deferred():
-        for proc in procs:
-            proc.start()
     try:
+        # a Ctrl-C during a fork is dropped in Python's after-fork hooks ("Exception ignored"):
+        # held back here, it is delivered once every worker exists, and they are stopped below
+        with ctrl_c_deferred():
+            for proc in procs:
+                proc.start()
         while any(proc.is_alive() for proc in procs):
             if on_progress is not None:
                 on_progress(*run_progress(study, run))

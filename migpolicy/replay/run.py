@@ -136,16 +136,16 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
     lanes = [Lane(c, tiers, tiers.placement(ids.count, ids.first_touch, options.initial),
                   tenant_of, seed=options.seed, window_epochs=options.window_epochs)
              for c in contexts]
-    bounds = Bounds(ids.count, tiers)
+    bounds = Bounds(ids.count, tiers) if options.bounds else None
     stream = EpochStream(trace, ids, epoch_ns, scale=options.scale,
                          max_events=options.max_events, on_chunk=options.on_chunk,
                          tenant_of=tenant_of)
     marks = _checkpoint_times(meta, options)
-    baseline_s = 0.0
+    baseline_s = 0.0 if bounds is not None else None
     epochs = 0
     for epoch in stream:
         epochs += 1
-        if options.bounds:
+        if bounds is not None:
             baseline_s += access_cost(epoch, baseline_nodes, tiers)[0]
             bounds.add(epoch)
         for lane in lanes:
@@ -178,13 +178,12 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
                            "bytes": tiers.slow_bytes,
                            "load_latency_ns": hw.nodes[tiers.slow]["load_latency_ns"]}},
         "initial": options.initial,
-        "baseline_app_time_s": baseline_s if options.bounds else None,
-        "bound": _bounds(bounds, stream.accesses) if options.bounds else None,
+        "baseline_app_time_s": baseline_s,
+        "bound": None if bounds is None else _bounds(bounds, stream.accesses),
         "notes": _notes(meta.source_format, options.scale, meta.clock, hw),
         "provenance": _provenance(hw, (tiers.fast, tiers.slow)),
     }
-    return [ReplayResult({**common, **_lane_dict(lane, stream.accesses,
-                                                  baseline_s if options.bounds else None)},
+    return [ReplayResult({**common, **_lane_dict(lane, stream.accesses, baseline_s)},
                          placement=lane.placement) for lane in lanes]
 
 

@@ -10,7 +10,7 @@ import pytest
 from migpolicy.context import build_context
 from migpolicy.replay import ReplayOptions, replay
 from migpolicy.traces import generated_trace, open_trace, trace_generators, write_native
-from migpolicy.traces.resident import EVENT_BYTES, ResidentTrace, resident
+from migpolicy.traces.resident import EVENT_BYTES, ResidentTrace, hold, resident
 from tests.traces.conftest import DATA
 
 
@@ -59,3 +59,11 @@ def test_replaying_a_resident_trace_gives_the_same_figures(tmp_path, builtin_pm)
     held = replay(resident(open_trace(path, ctx.pm), 1 << 30), ctx, options).as_dict()
     assert held == streamed
     assert held["promoted_pages"] > 0  # a replay that migrates, not a trivial one
+
+
+def test_traces_are_held_in_order_while_the_budget_lasts(tmp_path, builtin_pm):
+    path = _native(tmp_path, builtin_pm)
+    traces = [open_trace(path, builtin_pm) for _ in range(3)]
+    held = hold(traces, 2 * 30_000 * EVENT_BYTES)
+    assert [isinstance(t, ResidentTrace) for t in held] == [True, True, False]
+    assert held[2] is traces[2]

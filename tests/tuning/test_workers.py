@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -124,3 +126,28 @@ def test_a_worker_with_another_space_is_refused_on_postgres(trace, postgres_url)
     with pytest.raises(InputError) as info:
         open_study(make_tuner(trace, fixed={"engine": "cpu"}), name, postgres_url)
     assert password not in str(info.value) and ":***@" in str(info.value)
+
+
+def test_ctrl_c_while_the_workers_are_forked_stops_them_all(trace, tmp_path, monkeypatch):
+    """Ctrl-C lands while the last worker is being forked: it is held back until every worker
+    exists, then stops them (a Ctrl-C in the fork itself was lost, and the run went on)."""
+    tuner = make_tuner(trace)
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study = open_study(tuner, "s", storage)
+    run = start_run(storage, study, 500)
+    started = []
+    start = multiprocessing.context.ForkProcess.start
+
+    def start_then_ctrl_c(proc):
+        start(proc)
+        started.append(proc)
+        if len(started) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", start_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_workers(2, tuner, storage, study, run)
+    assert [proc.exitcode for proc in started] == [130, 130]
+    running = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
+    assert all(not t.params for t in running)
+    assert len(with_outcome(study, run)) < 500
