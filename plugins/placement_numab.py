@@ -124,22 +124,23 @@ class NumaBalancing(PlacementPolicy):
 
     def _faults(self, epoch: Epoch, view: PlacementView, fast: int, page_bytes: int
                 ) -> np.ndarray:
-        marked = self.scan_time[epoch.pages] >= 0
-        pages = epoch.pages[marked]
-        self.faults += len(pages)
-        self._stall += len(pages) * self.fault_s
-        if not len(pages):
+        from ._placement_loops import hint_faults, stable_order
+
+        pages, first, faults = hint_faults(epoch.pages, epoch.accesses, self.scan_time,
+                                           view.node_of, fast, epoch.start_ns,
+                                           epoch.length_ns, self.threshold_ns)
+        self.faults += faults
+        self._stall += faults * self.fault_s
+        if not faults:
             return empty_requests()
-        first = epoch.start_ns + epoch.length_ns / (epoch.accesses[marked] + 1.0)
-        latency = first - self.scan_time[pages]
-        self.scan_time[pages] = -1.0
-        hot = (latency < self.threshold_ns) & (view.node_of[pages] != fast)
-        self.candidates += int(hot.sum())
+        self.candidates += len(pages)
         self.tokens = min(self.tokens + self.rate_bytes_per_ns * epoch.length_ns,
                           self.rate_bytes_per_ns * epoch.length_ns + page_bytes)
         room = min(int(self.tokens // page_bytes), view.free(fast) // page_bytes)
-        order = np.argsort(first[hot], kind="stable")[:max(room, 0)]
-        chosen = pages[hot][order]
+        order, few = stable_order(first, 64)
+        if not few:
+            order = np.argsort(first, kind="stable")
+        chosen = pages[order[:max(room, 0)]]
         self.tokens -= len(chosen) * page_bytes
         out = np.zeros(len(chosen), dtype=REQUEST_DTYPE)
         out["page"], out["dst"], out["reason"] = chosen, fast, Reason.NUMA_MISPLACED

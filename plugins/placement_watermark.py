@@ -63,10 +63,11 @@ class Watermark(PlacementPolicy):
         if self.last is None:
             self.last = np.full(len(view.node_of), -1, dtype=np.int64)
             self.count = np.zeros(len(view.node_of))
-        if self.epoch is not None and len(self.epoch.pages):
-            self.last[self.epoch.pages] = self.epoch.index
-            self.count[self.epoch.pages] = self.count[self.epoch.pages] * 0.5 + \
-                self.epoch.accesses
+        if self.epoch is not None:
+            from ._placement_loops import remember
+
+            remember(self.epoch.pages, self.epoch.accesses, self.epoch.index, self.last,
+                     self.count)
         fast, slow = view.fast[0], view.slow[0]
         capacity, used = view.capacity[fast], view.used[fast]
         if capacity <= 0 or used <= self.high * capacity:

@@ -1,5 +1,8 @@
 """The offline bounds of a replay: the best static placement and the per-epoch oracle.
 
+Beside them, what never migrating costs: the access time with every page where
+the initial placement put it, the reference of a replay's speed-up.
+
 * **Static**: the pages that save the most access time over the whole run
   sit in the fast tier from start to end (nothing moves).
 * **Oracle**: every epoch the pages that save the most in that epoch sit in
@@ -17,31 +20,42 @@ from __future__ import annotations
 import numpy as np
 
 from migpolicy.placement import Epoch
+from migpolicy.replay import kernels
 from migpolicy.replay.tiers import Tiers
 
 __all__ = ["Bounds"]
 
 
 class Bounds:
-    """Accumulates both bounds epoch by epoch; memory: two floats per page."""
+    """Accumulates both bounds and never migrating's access time, epoch by epoch.
 
-    def __init__(self, pages: int, tiers: Tiers) -> None:
+    ``initial`` is the node of every page at the start (kept as it is).
+    Memory: two floats per page (its reads and writes so far).
+    """
+
+    def __init__(self, tiers: Tiers, initial: np.ndarray) -> None:
         self.tiers = tiers
-        self.reads = np.zeros(pages)
-        self.writes = np.zeros(pages)
+        self.initial = initial
+        self.totals = np.zeros((len(initial), 2))
         self.oracle_hits = 0.0
         self.oracle_access_s = 0.0
+        #: Access time so far had no page ever moved from ``initial``.
+        self.never_migrate_s = 0.0
         f, s = tiers.fast, tiers.slow
         self._lat = (tiers.load_s[f], tiers.store_s[f], tiers.load_s[s], tiers.store_s[s])
 
     def add(self, epoch: Epoch) -> None:
-        """Count the epoch into the static totals and place the oracle's pages for it."""
+        """Count the epoch into the static totals, place the oracle's pages, charge never
+        migrating."""
         if len(epoch.pages) == 0:
             return
-        reads = epoch.accesses - epoch.writes
-        self.reads[epoch.pages] += reads
-        self.writes[epoch.pages] += epoch.writes
-        hits, seconds = self._best(reads, epoch.writes)
+        load_f, store_f, load_s, store_s = self._lat
+        hits, seconds, never_s = kernels.bounds_add(
+            epoch.pages, epoch.accesses, epoch.writes, self.totals, self.initial,
+            self.tiers.fast, load_f, store_f, load_s, store_s)
+        self.never_migrate_s += never_s
+        if self.tiers.fast_pages < len(epoch.pages):  # not all of them fit: choose
+            hits, seconds = self._best(epoch.accesses - epoch.writes, epoch.writes)
         self.oracle_hits += hits
         self.oracle_access_s += seconds
 
@@ -65,4 +79,4 @@ class Bounds:
 
     def static(self) -> tuple[float, float]:
         """Fast-tier hits and access time of the best static placement."""
-        return self._best(self.reads, self.writes)
+        return self._best(self.totals[:, 0], self.totals[:, 1])

@@ -24,11 +24,12 @@ import numpy as np
 
 from migpolicy.errors import InputError
 from migpolicy.placement import Epoch
+from migpolicy.replay import kernels
 from migpolicy.traces import Trace
-from migpolicy.traces.events import OP_WRITE
+from migpolicy.traces.events import OP_WRITE, EventColumns
 from migpolicy.traces.trace import trace_columns
 
-__all__ = ["SNAPSHOT", "EpochStream", "PageIds", "page_ids"]
+__all__ = ["SNAPSHOT", "EpochStream", "PageCounts", "PageIds", "page_ids"]
 
 #: ``epoch_ns`` meaning one epoch per distinct time stamp (a DAMON snapshot).
 SNAPSHOT = 0
@@ -95,21 +96,21 @@ class EpochStream:
         self.events = 0
         self.accesses = 0.0
         self.resolution_ns: int | None = None
-        self._slot: np.ndarray | None = None  # count_pages' scratch, one int per page
 
     def __iter__(self) -> Iterator[Epoch]:
-        pending: list[dict[str, np.ndarray]] = []
-        current = None  # epoch number of the pending events
+        counts = PageCounts(self.ids.count, None if self.ids.in_order else self.ids.of_dense)
+        current = None  # epoch number of the events counted so far
+        first_t = 0  # time stamp of the counted epoch's first event
         t0 = None
         index = 0
         last_end = 0  # epoch number after the last emitted epoch (fixed epochs)
         snapshots = 0  # time stamps seen (snapshot epochs)
         last_t = None
         for chunk in self._chunks():
-            t = chunk["t_ns"]
+            t = chunk.t_ns
             if t0 is None:
                 t0 = int(t[0])
-                self._check_resolution(chunk)
+                self._check_resolution(t)
             if self.snapshot:
                 change = np.empty(len(t), dtype=bool)
                 change[0] = last_t is None or t[0] != last_t
@@ -125,16 +126,16 @@ class EpochStream:
             ends = np.append(starts[1:], len(t))
             for s, e, n in zip(starts.tolist(), ends.tolist(), numbers.tolist(), strict=True):
                 if current is not None and n != current:
-                    yield from self._emit(pending, current, last_end, index, t0)
+                    yield from self._emit(counts, current, last_end, index, t0, first_t)
                     index += 1 + (not self.snapshot and current > last_end)
                     last_end = current + 1
-                    pending = []
-                current = n
-                pending.append({key: column[s:e] for key, column in chunk.items()})
+                if n != current:
+                    current, first_t = n, int(t[s])
+                counts.add(chunk.page[s:e], chunk.op[s:e], chunk.weight[s:e])
         if current is None:
             raise InputError(f"{getattr(self.trace, 'name', 'the trace')}: the trace holds no "
                              "memory accesses")
-        yield from self._emit(pending, current, last_end, index, t0)
+        yield from self._emit(counts, current, last_end, index, t0, first_t)
 
     def _cut(self, t: np.ndarray, t0: int) -> tuple[np.ndarray, np.ndarray]:
         """Where each epoch's events start in the chunk's times ``t``, and its number.
@@ -159,8 +160,8 @@ class EpochStream:
         full = ends > starts  # an epoch without events in this chunk is no segment
         return starts[full], numbers[full]
 
-    def _chunks(self) -> Iterator[dict[str, np.ndarray]]:
-        """The trace's chunks as contiguous columns, pages as replay ids."""
+    def _chunks(self) -> Iterator[EventColumns]:
+        """The trace's chunks (up to ``max_events``), the tenants of their pages noted."""
         for chunk in trace_columns(self.trace, CHUNK):
             if self.max_events is not None:
                 room = self.max_events - self.events
@@ -172,36 +173,30 @@ class EpochStream:
             self.events += len(chunk)
             if self.on_chunk is not None:
                 self.on_chunk(chunk)
-            page = chunk.page if self.ids.in_order else self.ids.of_dense[chunk.page]
-            weight = chunk.weight * self.scale if self.scale != 1.0 else chunk.weight
-            if self.tenant_of is not None:
-                tenant = chunk.tenant
-                if tenant.max() > 0:
-                    self.tenant_of[page] = tenant
-            yield {"t_ns": chunk.t_ns, "page": page, "weight": weight,
-                   "written": (chunk.op & OP_WRITE) != 0}
+            if self.tenant_of is not None and chunk.tenant.max() > 0:
+                page = chunk.page if self.ids.in_order else self.ids.of_dense[chunk.page]
+                self.tenant_of[page] = chunk.tenant
+            yield chunk
 
-    def _check_resolution(self, chunk: dict[str, np.ndarray]) -> None:
-        """Refuse an epoch shorter than the spacing of the trace's time stamps."""
+    def _check_resolution(self, t: np.ndarray) -> None:
+        """Refuse an epoch shorter than the spacing of the first chunk's time stamps ``t``."""
         if self.snapshot:
             return
         natural = self.trace.meta.epoch_ns
         if natural:
             self.resolution_ns = int(natural)
         else:
-            self.resolution_ns = _spacing(chunk["t_ns"][:65536])
+            self.resolution_ns = _spacing(t[:65536])
         if self.resolution_ns and self.epoch_ns < self.resolution_ns:
             unit = "records" if self.trace.meta.clock == "ordinal" else "ns"
             raise InputError(f"epoch of {self.epoch_ns} {unit} is shorter than the trace's "
                              f"resolution: its time stamps are {self.resolution_ns} {unit} "
                              "apart; choose a longer --epoch")
 
-    def _emit(self, pending: list[dict[str, np.ndarray]], number: int, last_end: int,
-              index: int, t0: int) -> Iterator[Epoch]:
-        events = pending[0] if len(pending) == 1 else {
-            key: np.concatenate([p[key] for p in pending]) for key in pending[0]}
+    def _emit(self, counts: PageCounts, number: int, last_end: int, index: int, t0: int,
+              first_t: int) -> Iterator[Epoch]:
         if self.snapshot:
-            start = int(events["t_ns"][0])
+            start = first_t
         elif number > last_end:  # an idle stretch without events
             yield Epoch(index=index, start_ns=t0 + last_end * self.epoch_ns,
                         length_ns=(number - last_end) * self.epoch_ns,
@@ -210,10 +205,7 @@ class EpochStream:
             index += 1
         if not self.snapshot:
             start = t0 + number * self.epoch_ns
-        if self._slot is None:
-            self._slot = np.empty(self.ids.count, dtype=np.intp)
-        pages, accesses, writes = count_pages(events["page"], events["weight"],
-                                              events["written"], self.ids.count, self._slot)
+        pages, accesses, writes = counts.take(self.scale)
         self.accesses += float(accesses.sum())
         yield Epoch(index=index, start_ns=start,
                     length_ns=self.epoch_ns, pages=pages, accesses=accesses, writes=writes)
@@ -228,42 +220,59 @@ def _spacing(t: np.ndarray) -> int | None:
     return int(steps.min()) if len(steps) else None
 
 
-def count_pages(page: np.ndarray, weight: np.ndarray, written: np.ndarray, npages: int,
-                slot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct pages (ascending) of an epoch's events with their access and write weights.
+class PageCounts:
+    """The distinct pages of an epoch's events with their access and write weights.
 
-    With as many events as a quarter of the pages or more, dense counting
-    (``bincount`` over every page, a sequential pass). With fewer, the
-    events' pages are sorted and numbered through ``slot`` (scratch, one
-    integer per page, any content), so the cost follows the events, never the
-    trace's pages. Either way each page's weights are summed in event order,
-    so the sums are the same to the last bit. A page whose accesses sum to
-    zero is left out when there are at least 1/32 as many events as pages, as
-    dense counting has always done.
+    Events are added in runs (an epoch may span chunks); :meth:`take` counts
+    them and starts the next epoch. Each page's weights are summed in event
+    order, as ``np.bincount`` sums them, whatever the runs. The events are
+    sorted by page (one key per event: page, index unless every weight is
+    the same, write bit), so time and memory follow the epoch's events,
+    never the trace's pages.
     """
-    n = len(page)
-    if slot is None or 4 * n >= npages:
-        if 32 * n >= npages:
-            counts = np.bincount(page, weights=weight, minlength=npages)
-            pages = np.flatnonzero(counts)
-            writes = np.bincount(page[written], weights=weight[written], minlength=npages)
-            return pages, counts[pages], writes[pages]
-        pages, inverse = np.unique(page, return_inverse=True)
-        accesses = np.bincount(inverse, weights=weight, minlength=len(pages))
-        writes = np.bincount(inverse[written], weights=weight[written], minlength=len(pages))
+
+    def __init__(self, npages: int, of_dense: np.ndarray | None = None) -> None:
+        self.npages = npages
+        #: Trace dense page → replay id, or ``None`` when they are the same; 32-bit where
+        #: that holds every id: half the cache misses of looking events' pages up
+        self.of_dense = of_dense if of_dense is None or npages > 2**31 else \
+            of_dense.astype(np.int32)
+        self._runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, page: np.ndarray, op: np.ndarray, weight: np.ndarray) -> None:
+        """Events to count: trace dense ``page``, ``op`` (its write bit), ``weight``."""
+        self._runs.append((page, op, weight))
+
+    def take(self, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pages (ascending replay ids) with their accesses and writes, weights times ``scale``.
+
+        A page whose accesses sum to zero is left out when there were at
+        least 1/32 as many events as pages, as dense counting always has.
+        """
+        runs, self._runs = self._runs, []
+        page, op, weight = runs[0] if len(runs) == 1 else (
+            np.concatenate(column) for column in zip(*runs, strict=True))
+        shift = 1  # equal weights add up alike in any order: no event index in the key then
+        keys = self._keys(page, op, weight, shift)
+        if keys is None:
+            shift = 1 + max(1, (len(page) - 1).bit_length())
+            keys = self._keys(page, op, weight, shift)
+        keys.sort()
+        pages, accesses, writes = kernels.page_runs(keys, shift, weight, scale)
+        if 32 * len(page) >= self.npages and not accesses.all():
+            kept = accesses != 0
+            pages, accesses, writes = pages[kept], accesses[kept], writes[kept]
         return pages, accesses, writes
-    narrow = npages <= np.iinfo(np.int32).max  # 32-bit keys sort about twice as fast
-    ordered = np.sort(page.astype(np.int32) if narrow else page)
-    distinct = np.empty(n, dtype=bool)
-    distinct[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=distinct[1:])
-    pages = ordered[distinct].astype(np.int64)
-    slot[pages] = np.arange(len(pages))
-    inverse = slot[page]
-    accesses = np.bincount(inverse, weights=weight, minlength=len(pages))
-    # adding a read's 0.0 leaves every partial sum of the writes as it was
-    writes = np.bincount(inverse, weights=np.where(written, weight, 0.0), minlength=len(pages))
-    if 32 * n >= npages and not accesses.all():
-        kept = accesses != 0
-        pages, accesses, writes = pages[kept], accesses[kept], writes[kept]
-    return pages, accesses, writes
+
+    def _keys(self, page: np.ndarray, op: np.ndarray, weight: np.ndarray, shift: int
+              ) -> np.ndarray | None:
+        """The events' sort keys (32-bit where they fit); ``None``: shift 1 with unequal weights."""
+        bits = shift + max(self.npages - 1, 1).bit_length()
+        if bits > 63:
+            raise InputError(f"an epoch of {len(page):,} events over {self.npages:,} pages is "
+                             "too large to count; choose a shorter --epoch")
+        keys = np.empty(len(page), dtype=np.uint32 if bits <= 32 else np.int64)
+        identity = self.of_dense is None
+        same = kernels.sort_keys(page, page if identity else self.of_dense, not identity, op,
+                                 OP_WRITE, weight, shift, keys)
+        return keys if same or shift > 1 else None

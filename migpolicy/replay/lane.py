@@ -25,6 +25,7 @@ from migpolicy.context import Context
 from migpolicy.costs import CostTotals
 from migpolicy.folios import ASYNC_REASONS, FAILED, FOLIO_DTYPE, REQUEST_DTYPE
 from migpolicy.placement import Epoch, Placement, PlacementPolicy
+from migpolicy.replay import kernels
 from migpolicy.replay.tiers import Tiers
 from migpolicy.replay.timeline import Timeline
 
@@ -41,15 +42,10 @@ def access_cost(epoch: Epoch, node_of: np.ndarray, tiers: Tiers) -> tuple[float,
     """
     if len(epoch.pages) == 0:
         return 0.0, 0.0
-    on_fast = node_of[epoch.pages] == tiers.fast
     fast, slow = tiers.fast, tiers.slow
-    reads = epoch.accesses - epoch.writes
-    load = np.where(on_fast, tiers.load_s[fast], tiers.load_s[slow])
-    store = np.where(on_fast, tiers.store_s[fast], tiers.store_s[slow])
-    # multiply and sum, not ``@``: a BLAS dot spawns threads that stall on busy CPUs
-    seconds = float((reads * load).sum() + (epoch.writes * store).sum())
-    hits = float(epoch.accesses[on_fast].sum())
-    return seconds, hits
+    return kernels.access_cost(epoch.pages, epoch.accesses, epoch.writes, node_of, fast,
+                               tiers.load_s[fast], tiers.store_s[fast], tiers.load_s[slow],
+                               tiers.store_s[slow])
 
 
 @dataclass

@@ -27,7 +27,7 @@ from migpolicy.pipeline import STAGES
 from migpolicy.placement import Placement
 from migpolicy.replay.bounds import Bounds
 from migpolicy.replay.epochs import SNAPSHOT, EpochStream, PageIds, page_ids
-from migpolicy.replay.lane import Lane, access_cost
+from migpolicy.replay.lane import Lane
 from migpolicy.replay.tiers import Tiers, parse_fast
 from migpolicy.traces import Trace
 from migpolicy.units import format_size
@@ -131,22 +131,19 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
     if epoch_ns is None:
         epoch_ns = SNAPSHOT if meta.epoch_ns else DEFAULT_EPOCH_NS
     tenant_of = np.zeros(ids.count, dtype=np.int32)
-    initial = tiers.placement(ids.count, ids.first_touch, options.initial)
-    baseline_nodes = initial.node_of.copy()
     lanes = [Lane(c, tiers, tiers.placement(ids.count, ids.first_touch, options.initial),
                   tenant_of, seed=options.seed, window_epochs=options.window_epochs)
              for c in contexts]
-    bounds = Bounds(ids.count, tiers) if options.bounds else None
+    bounds = Bounds(tiers, tiers.placement(ids.count, ids.first_touch, options.initial).node_of
+                    ) if options.bounds else None
     stream = EpochStream(trace, ids, epoch_ns, scale=options.scale,
                          max_events=options.max_events, on_chunk=options.on_chunk,
                          tenant_of=tenant_of)
     marks = _checkpoint_times(meta, options)
-    baseline_s = 0.0 if bounds is not None else None
     epochs = 0
     for epoch in stream:
         epochs += 1
         if bounds is not None:
-            baseline_s += access_cost(epoch, baseline_nodes, tiers)[0]
             bounds.add(epoch)
         for lane in lanes:
             lane.step(epoch)
@@ -158,6 +155,7 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
                                          for lane in lanes])
     for lane in lanes:
         lane.flush()
+    baseline_s = None if bounds is None else bounds.never_migrate_s
     common = {
         "trace": getattr(trace, "name", str(getattr(trace, "path", ""))),
         "format": meta.source_format,

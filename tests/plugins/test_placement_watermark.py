@@ -35,3 +35,4 @@ def test_coldest_hand_case():
     # by (last, count): 21 (0, 2), 5 (0, 4), 13 (1, 9), 8 (2, 0.5), 3 (2, 1)
     assert coldest(pages, last, count, 3).tolist() == [5, 13, 21]
     assert coldest(pages, last, count, 4).tolist() == [5, 8, 13, 21]
+

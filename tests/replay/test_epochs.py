@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migpolicy.replay.epochs import EpochStream, count_pages
+from migpolicy.replay.epochs import EpochStream, PageCounts
+from migpolicy.traces.events import OP_READ, OP_WRITE
 
 
 class _NoTrace:
@@ -41,24 +42,37 @@ def _epoch(draw):
     weight = np.asarray(draw(st.lists(st.sampled_from([0.0, 1.0, 0.5, 3.0, 1e-3, 7e5]),
                                       min_size=n, max_size=n)))
     written = np.asarray(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
-    return page, weight, written, npages
+    if draw(st.booleans()):  # one weight for all: counted without event order
+        weight[:] = weight[0]
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=4)))
+    return page, weight, written, npages, cuts
 
 
 @settings(max_examples=150, deadline=None)
-@given(_epoch())
-def test_counting_by_sorting_equals_the_dense_count_to_the_bit(epoch):
-    """Sorted distinct pages with their weights summed in event order, whatever the path."""
-    page, weight, written, npages = epoch
-    slot = np.full(npages, -7, dtype=np.intp)  # scratch: any content
-    pages, accesses, writes = count_pages(page, weight, written, npages, slot)
-    counts = np.zeros(npages)
-    wrote = np.zeros(npages)
-    for p, w, is_write in zip(page.tolist(), weight.tolist(), written.tolist(), strict=True):
-        counts[p] += w  # one event after another: the order every path must keep
-        wrote[p] += w if is_write else 0.0
-    touched = np.unique(page)
-    if 32 * len(page) >= npages:  # dense counting leaves out pages whose weights sum to 0
-        touched = touched[counts[touched] != 0]
-    assert pages.tolist() == touched.tolist()
-    assert accesses.tobytes() == counts[touched].tobytes()
-    assert writes.tobytes() == wrote[touched].tobytes()
+@given(_epoch(), st.booleans(), st.sampled_from([1.0, 0.5, 3.0]))
+def test_page_counts_equal_the_dense_count_to_the_bit(epoch, renumber, scale):
+    """Sorted distinct pages with their weights summed in event order, however split in runs.
+
+    Twice in a row with the same counter: :meth:`PageCounts.take` leaves it
+    clean for the next epoch.
+    """
+    page, weight, written, npages, cuts = epoch
+    of_dense = np.random.default_rng(npages).permutation(npages) if renumber else None
+    counter = PageCounts(npages, of_dense)
+    op = np.where(written, OP_WRITE, OP_READ).astype(np.uint8)
+    for _ in range(2):
+        for start, end in zip([0, *cuts], [*cuts, len(page)], strict=True):
+            counter.add(page[start:end], op[start:end], weight[start:end])
+        pages, accesses, writes = counter.take(scale)
+        ids = page if of_dense is None else of_dense[page]
+        counts = np.zeros(npages)
+        wrote = np.zeros(npages)
+        for p, w, is_write in zip(ids.tolist(), weight.tolist(), written.tolist(), strict=True):
+            counts[p] += w * scale  # one event after another: the order every path must keep
+            wrote[p] += w * scale if is_write else 0.0
+        touched = np.unique(ids)
+        if 32 * len(page) >= npages:  # dense counting leaves out pages whose weights sum to 0
+            touched = touched[counts[touched] != 0]
+        assert pages.tolist() == touched.tolist()
+        assert accesses.tobytes() == counts[touched].tobytes()
+        assert writes.tobytes() == wrote[touched].tobytes()
