@@ -2,7 +2,7 @@
 
 :func:`run` is the console script: :func:`migpolicy.cli.main.main` with
 Ctrl-C during start-up (while the command's modules import) handled as it is
-during a command, by :func:`interrupted`.
+during a command, by :func:`interrupted`, and ignored once the command is over.
 """
 
 from __future__ import annotations
@@ -45,4 +45,10 @@ def run() -> None:
         if from_interrupt(exc):
             interrupted()
         raise
-    main()
+    try:
+        main()
+    finally:
+        # The command is over. Python puts back the default action of SIGINT (death by
+        # signal) while it shuts down, unless SIGINT is ignored: a Ctrl-C then would end a
+        # finished command as killed.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
