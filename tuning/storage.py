@@ -111,6 +111,9 @@ class SharedStorage(RDBStorage):
     worker: str | None = None
     #: The trial this process last set running (created fresh or taken from the queue).
     running: int | None = None
+    #: Running trials seen without any heartbeat → when this process first saw them so
+    #: (``time.monotonic``).
+    _silent_since: dict[int, float] | None = None
 
     def _create_new_trial(self, study_id: int,
                           template_trial: FrozenTrial | None = None) -> FrozenTrial:
@@ -130,6 +133,7 @@ class SharedStorage(RDBStorage):
                     self.guard(self, study_id)
                     trial = super()._create_new_trial(study_id, template_trial)
             self.running = trial._trial_id
+            self._first_heartbeat(trial._trial_id)
         if self.worker is not None:
             self.set_trial_user_attr(trial._trial_id, "worker", self.worker)
             trial.set_user_attr("worker", self.worker)
@@ -141,9 +145,41 @@ class SharedStorage(RDBStorage):
         changed = super().set_trial_state_values(trial_id, state, values)
         if changed and state == TrialState.RUNNING:
             self.running = trial_id
+            self._first_heartbeat(trial_id)
             if self.worker is not None:
                 self.set_trial_user_attr(trial_id, "worker", self.worker)
         return changed
+
+    def _first_heartbeat(self, trial_id: int) -> None:
+        """Beat once for a trial this process just set running.
+
+        Optuna's heartbeat thread beats only once the objective starts; a
+        worker killed before that would leave a running trial without any
+        heartbeat, which Optuna never counts as stale.
+        """
+        if self.heartbeat_interval is not None:
+            self.record_heartbeat(trial_id)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Optuna's stale trials, and running ones without any heartbeat for a grace period.
+
+        A trial gets its first heartbeat a moment after it is created (two
+        commits): a worker killed between them leaves a running trial Optuna
+        never fails. Such a trial is failed once this process has seen it
+        silent for the grace period (its own clock: workers' clocks may differ).
+        """
+        stale = super()._get_stale_trial_ids(study_id)
+        with self.engine.connect() as conn:
+            silent = conn.execute(sqlalchemy.text(
+                "SELECT trial_id FROM trials WHERE study_id = :study AND state = 'RUNNING' "
+                "AND NOT EXISTS (SELECT 1 FROM trial_heartbeats "
+                "WHERE trial_heartbeats.trial_id = trials.trial_id)"),
+                {"study": study_id}).scalars().all()
+        now, seen = time.monotonic(), self._silent_since or {}
+        self._silent_since = {trial: seen.get(trial, now) for trial in silent}
+        grace = self.grace_period or 2 * self.heartbeat_interval
+        return stale + [trial for trial, since in self._silent_since.items()
+                        if now - since > grace]
 
     def fail_running(self) -> None:
         """After Ctrl-C: fail the trial this process set running, if it still is.
@@ -198,15 +234,24 @@ class SharedStorage(RDBStorage):
 
 @contextlib.contextmanager
 def ctrl_c_deferred() -> Iterator[None]:
-    """Hold SIGINT back (main thread) until the block is done; it is delivered right after."""
+    """Hold Ctrl-C back (main thread) until the block is done; it is delivered right after.
+
+    Held back by Python's own SIGINT handler, not by the signal mask: any
+    thread of the process may take the signal (pyarrow's pool, a trace
+    reader's), and Python then raises it in the main thread whatever that
+    thread's mask says.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    came: list[bool] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(True))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, previous)
+        if came:
+            signal.raise_signal(signal.SIGINT)  # to the handler the block held it from
 
 
 def _write_ahead_log(database: str) -> None:

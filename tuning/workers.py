@@ -199,7 +199,8 @@ def _worker(index: int, tuner: Tuner, storage: SharedStorage, name: str,
     connection (the parent disposed of them): setting it up again would take
     each worker a third of a second.
     """
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held back while forking
+    # forked while the parent held Ctrl-C back (ctrl_c_deferred): take it as usual again
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         study = open_study(tuner, name, storage,
                            sampler=tuner.sampler(worker_seed(seed, index)))

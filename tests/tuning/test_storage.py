@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import sqlite3
 import threading
@@ -16,10 +17,11 @@ import pytest
 import sqlalchemy
 from hypothesis import given
 from hypothesis import strategies as st
+from optuna.trial import TrialState
 
 from migpolicy.errors import InputError
 from migpolicy.tuning import storage as storage_module
-from migpolicy.tuning.storage import dashboard_command, open_storage, safe_url
+from migpolicy.tuning.storage import ctrl_c_deferred, dashboard_command, open_storage, safe_url
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -125,6 +127,26 @@ def test_the_study_lock_excludes_other_holders(kind, tmp_path, request):
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage",
                             "ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_trial_beats_from_its_creation_and_a_silent_one_is_failed(tmp_path):
+    """A worker killed before Optuna's heartbeat thread started leaves no trial running."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url, heartbeat_s=1)
+    study = optuna.create_study(storage=storage)
+    created = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    assert storage.count("SELECT count(*) FROM trial_heartbeats WHERE trial_id = :t",
+                         t=created._trial_id) == 1
+    # a trial whose worker died between creating it and its first heartbeat
+    silent = optuna.create_study(storage=url, study_name=study.study_name,
+                                 load_if_exists=True).ask()
+    optuna.storages.fail_stale_trials(study)  # first seen silent: not failed yet
+    assert storage.get_trial(silent._trial_id).state == TrialState.RUNNING
+    time.sleep(2.5)  # past the grace period (2 heartbeats)
+    optuna.storages.fail_stale_trials(study)
+    assert storage.get_trial(silent._trial_id).state == TrialState.FAIL
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage",
+                            "ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_dead_workers_trial_is_failed_and_queued_again(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = optuna.create_study(storage=open_storage(url, heartbeat_s=1))
@@ -168,3 +190,22 @@ def test_an_sqlite_study_file_keeps_a_write_ahead_log(tmp_path):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with pytest.raises(InputError, match="cannot open the study storage"):
         open_storage(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+
+
+def test_ctrl_c_taken_by_another_thread_waits_for_the_end_of_the_block():
+    """The signal mask of the main thread would not hold it: Python raises a SIGINT that any
+    thread took in the main thread."""
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with ctrl_c_deferred():
+                signal.pthread_kill(helper.ident, signal.SIGINT)
+                time.sleep(0.2)  # Python runs its handlers between bytecodes here
+                done.append("block")
+    finally:
+        stop.set()
+        helper.join()
+    assert done == ["block"]
