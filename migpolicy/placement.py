@@ -204,7 +204,7 @@ class Placement:
                               f"{len(self.node_of)} pages")
         nodes = np.asarray(sorted(self.capacity), dtype=np.int64)
         dst = requests["dst"].astype(np.int64)
-        unknown = ~np.isin(dst, nodes)
+        unknown = nodes[np.minimum(np.searchsorted(nodes, dst), len(nodes) - 1)] != dst
         if unknown.any():
             raise PluginError(f"{who} requested node {int(dst[unknown][0])}, which has "
                               "no capacity in this replay")

@@ -79,8 +79,9 @@ def stable_order(values, most):
 
 
 @numba.njit(cache=True, nogil=True)
-def remember(pages, accesses, index, last, count):
-    """Epoch ``index`` touched ``pages``: that is their last access; halve their counts and add."""
+def remember(pages, accesses, index, recency):
+    """Epoch ``index`` touched ``pages``: that is their last access (``recency[page, 0]``);
+    halve their access counts (``recency[page, 1]``) and add the epoch's."""
     for j in range(pages.shape[0]):
-        last[pages[j]] = index
-        count[pages[j]] = count[pages[j]] * 0.5 + accesses[j]
+        recency[pages[j], 0] = index
+        recency[pages[j], 1] = recency[pages[j], 1] * 0.5 + accesses[j]

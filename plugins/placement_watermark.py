@@ -52,22 +52,22 @@ class Watermark(PlacementPolicy):
         super().__init__(params, hw, seed)
         self.high = float(params["watermark.high"])
         self.low = min(float(params["watermark.low"]), self.high)
-        self.last: np.ndarray | None = None
-        self.count: np.ndarray | None = None
+        #: Per page: the last epoch that touched it (-1: none yet) and its halved-per-epoch
+        #: access count, side by side (one cache line per page for :func:`remember`).
+        self.recency: np.ndarray | None = None
         self.epoch: Epoch | None = None
 
     def observe(self, epoch: Epoch) -> None:
         self.epoch = epoch
 
     def propose(self, view: PlacementView) -> np.ndarray:
-        if self.last is None:
-            self.last = np.full(len(view.node_of), -1, dtype=np.int64)
-            self.count = np.zeros(len(view.node_of))
+        if self.recency is None:
+            self.recency = np.zeros((len(view.node_of), 2))
+            self.recency[:, 0] = -1
         if self.epoch is not None:
             from ._placement_loops import remember
 
-            remember(self.epoch.pages, self.epoch.accesses, self.epoch.index, self.last,
-                     self.count)
+            remember(self.epoch.pages, self.epoch.accesses, self.epoch.index, self.recency)
         fast, slow = view.fast[0], view.slow[0]
         capacity, used = view.capacity[fast], view.used[fast]
         if capacity <= 0 or used <= self.high * capacity:
@@ -80,7 +80,8 @@ class Watermark(PlacementPolicy):
         if need <= 0:
             return empty_requests()
         out = np.zeros(need, dtype=REQUEST_DTYPE)
-        out["page"] = coldest(on_fast, self.last[on_fast], self.count[on_fast], need)
+        last, count = self.recency[on_fast].T
+        out["page"] = coldest(on_fast, last, count, need)
         out["dst"], out["reason"] = slow, Reason.DEMOTION
         return out
 

@@ -65,7 +65,7 @@ def page_ids(trace: Trace) -> PageIds:
     if (numbers[1:] > numbers[:-1]).all():  # first touched in address order (scans)
         of_dense = np.arange(len(numbers), dtype=np.int64)
         return PageIds(of_dense=of_dense, first_touch=of_dense, in_order=True)
-    order = np.argsort(numbers, kind="stable")  # replay id → dense page
+    order = np.argsort(numbers)  # replay id → dense page (distinct numbers: any sort is stable)
     of_dense = np.empty(len(numbers), dtype=np.int64)
     of_dense[order] = np.arange(len(numbers))
     return PageIds(of_dense=of_dense, first_touch=of_dense)
@@ -241,7 +241,8 @@ class PageCounts:
 
     def add(self, page: np.ndarray, op: np.ndarray, weight: np.ndarray) -> None:
         """Events to count: trace dense ``page``, ``op`` (its write bit), ``weight``."""
-        self._runs.append((page, op, weight))
+        if len(page):
+            self._runs.append((page, op, weight))
 
     def take(self, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pages (ascending replay ids) with their accesses and writes, weights times ``scale``.
@@ -250,29 +251,35 @@ class PageCounts:
         least 1/32 as many events as pages, as dense counting always has.
         """
         runs, self._runs = self._runs, []
-        page, op, weight = runs[0] if len(runs) == 1 else (
-            np.concatenate(column) for column in zip(*runs, strict=True))
+        n = sum(len(page) for page, _, _ in runs)
         shift = 1  # equal weights add up alike in any order: no event index in the key then
-        keys = self._keys(page, op, weight, shift)
+        keys = self._keys(runs, n, shift)
         if keys is None:
-            shift = 1 + max(1, (len(page) - 1).bit_length())
-            keys = self._keys(page, op, weight, shift)
+            shift = 1 + max(1, (n - 1).bit_length())
+            keys = self._keys(runs, n, shift)
         keys.sort()
+        weight = runs[0][2] if len(runs) == 1 or shift == 1 else \
+            np.concatenate([weight for _, _, weight in runs])
         pages, accesses, writes = kernels.page_runs(keys, shift, weight, scale)
-        if 32 * len(page) >= self.npages and not accesses.all():
+        if 32 * n >= self.npages and not accesses.all():
             kept = accesses != 0
             pages, accesses, writes = pages[kept], accesses[kept], writes[kept]
         return pages, accesses, writes
 
-    def _keys(self, page: np.ndarray, op: np.ndarray, weight: np.ndarray, shift: int
+    def _keys(self, runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, shift: int
               ) -> np.ndarray | None:
-        """The events' sort keys (32-bit where they fit); ``None``: shift 1 with unequal weights."""
+        """The sort keys of the runs' ``n`` events (32-bit where they fit); ``None``: shift 1
+        with unequal weights."""
         bits = shift + max(self.npages - 1, 1).bit_length()
         if bits > 63:
-            raise InputError(f"an epoch of {len(page):,} events over {self.npages:,} pages is "
-                             "too large to count; choose a shorter --epoch")
-        keys = np.empty(len(page), dtype=np.uint32 if bits <= 32 else np.int64)
+            raise InputError(f"an epoch of {n:,} events over {self.npages:,} pages is too "
+                             "large to count; choose a shorter --epoch")
+        keys = np.empty(n, dtype=np.uint32 if bits <= 32 else np.int64)
         identity = self.of_dense is None
-        same = kernels.sort_keys(page, page if identity else self.of_dense, not identity, op,
-                                 OP_WRITE, weight, shift, keys)
+        same, first, first_weight = True, 0, runs[0][2][0]
+        for page, op, weight in runs:
+            same &= kernels.sort_keys(page, page if identity else self.of_dense, not identity,
+                                      op, OP_WRITE, weight, first_weight, shift,
+                                      keys[first:first + len(page)], first)
+            first += len(page)
         return keys if same or shift > 1 else None

@@ -95,21 +95,22 @@ def pairwise_sum(a):
 
 
 @numba.njit(cache=True, nogil=True)
-def sort_keys(page, of_dense, remap, op, write_bit, weight, shift, keys):
+def sort_keys(page, of_dense, remap, op, write_bit, weight, first_weight, shift, keys, first):
     """One key per event into ``keys``, so that sorting them groups the events by page.
 
     The page (renumbered through ``of_dense`` when ``remap``) sits above bit
     ``shift``, whether the event wrote in bit 0, and with ``shift`` > 1 the
-    event's index in between: then each page's events keep their order.
-    With ``shift`` 1, returns whether every weight was the same (else the
-    keys must be made again with the index: the sums depend on the order).
+    event's index in the epoch (``first`` + its index here) in between: then
+    each page's events keep their order. Returns whether every weight equals
+    ``first_weight`` (with ``shift`` 1 the keys must otherwise be made again
+    with the index: the sums depend on the order).
     """
     same = True
     for i in range(page.shape[0]):
         p = of_dense[page[i]] if remap else page[i]
-        index = i << 1 if shift > 1 else 0
+        index = (first + i) << 1 if shift > 1 else 0
         keys[i] = (p << shift) | index | (1 if op[i] & write_bit else 0)
-        same &= weight[i] == weight[0]
+        same &= weight[i] == first_weight
     return same
 
 

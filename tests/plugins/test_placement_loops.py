@@ -59,15 +59,12 @@ def test_hint_faults_are_the_numpy_expression(epoch, threshold):
 @given(st.lists(st.integers(0, 2**20), max_size=300), st.lists(st.integers(0, 10), max_size=300))
 def test_remember_is_the_numpy_expression(seen, accesses):
     """Last access and halved-then-added counts of an epoch's pages."""
-    pages = np.asarray(sorted(set(seen)), dtype=np.int64) % 512
-    pages = np.unique(pages)
+    pages = np.unique(np.asarray(seen, dtype=np.int64) % 512)
     counts = np.resize(np.asarray(accesses, dtype=float), len(pages)) if accesses else \
         np.zeros(len(pages))
-    last = np.full(512, -1, dtype=np.int64)
-    count = np.linspace(0.0, 3.0, 512)
-    expected_last, expected_count = last.copy(), count.copy()
-    expected_last[pages] = 7
-    expected_count[pages] = expected_count[pages] * 0.5 + counts
-    remember(pages, counts, 7, last, count)
-    assert np.array_equal(last, expected_last)
-    assert count.tobytes() == expected_count.tobytes()
+    recency = np.stack([np.full(512, -1.0), np.linspace(0.0, 3.0, 512)], axis=1)
+    expected = recency.copy()
+    expected[pages, 0] = 7
+    expected[pages, 1] = expected[pages, 1] * 0.5 + counts
+    remember(pages, counts, 7, recency)
+    assert recency.tobytes() == expected.tobytes()
