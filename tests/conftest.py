@@ -20,8 +20,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pluggy
 import pytest
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from migpolicy.context import Context, build_context
 from migpolicy.hardware.locations import shipped_dir
@@ -186,3 +189,15 @@ def postgres_url() -> Any:
         yield server.url
     finally:
         stop_server(server.folder)
+
+
+@st.composite
+def touched_pages(draw, max_pages: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Hypothesis: (pages of a trace, the ascending distinct ones an epoch touched, each
+    page's node: 0 fast or 1 slow)."""
+    npages = draw(st.integers(1, max_pages))
+    pages = np.asarray(sorted(draw(st.sets(st.integers(0, npages - 1), min_size=1))),
+                       dtype=np.int64)
+    node_of = draw(hnp.arrays(np.int8, npages, elements=st.sampled_from([0, 1])))
+    return npages, pages, node_of
+

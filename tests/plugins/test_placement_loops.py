@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from migpolicy.plugins._placement_loops import hint_faults, remember, stable_order
+from tests.conftest import touched_pages
 
 
 @settings(max_examples=200, deadline=None)
@@ -24,14 +25,11 @@ def test_stable_order_is_a_stable_argsort(values, most):
 
 @st.composite
 def _epoch(draw):
-    npages = draw(st.integers(1, 300))
-    pages = np.asarray(sorted(draw(st.sets(st.integers(0, npages - 1), min_size=1))),
-                       dtype=np.int64)
+    npages, pages, node_of = draw(touched_pages(300))
     accesses = draw(hnp.arrays(np.float64, len(pages), elements=st.sampled_from(
         [1.0, 2.0, 3.0, 0.5, 40.0])))
     scan_time = draw(hnp.arrays(np.float64, npages, elements=st.sampled_from(
         [-1.0, 0.0, 4e5, 9e5, 1.2e6])))
-    node_of = draw(hnp.arrays(np.int8, npages, elements=st.sampled_from([0, 1])))
     return pages, accesses, scan_time, node_of
 
 

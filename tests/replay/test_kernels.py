@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from migpolicy.replay import kernels
+from tests.conftest import touched_pages
 
 _FLOATS = st.floats(min_value=0.0, max_value=1e12, allow_nan=False, allow_subnormal=False)
 
@@ -28,14 +29,11 @@ def test_pairwise_sum_of_long_arrays_is_numpys_sum():
 
 @st.composite
 def _epoch(draw):
-    npages = draw(st.integers(1, 500))
-    pages = np.asarray(sorted(draw(st.sets(st.integers(0, npages - 1), min_size=1))),
-                       dtype=np.int64)
+    _, pages, node_of = draw(touched_pages(500))
     writes = draw(hnp.arrays(np.float64, len(pages), elements=st.sampled_from(
         [0.0, 1.0, 2.5, 1e-3, 7e5])))
     reads = draw(hnp.arrays(np.float64, len(pages), elements=st.sampled_from(
         [0.0, 1.0, 3.0, 0.25, 1e6])))
-    node_of = draw(hnp.arrays(np.int8, npages, elements=st.sampled_from([0, 1])))
     return pages, reads + writes, writes, node_of
 
 
