@@ -200,6 +200,11 @@ class SharedStorage(RDBStorage):
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError):
             pass
 
+    def close(self) -> None:
+        """Close this process's connections (an SQLite file folds its log back in on the last)."""
+        self.scoped_session.remove()
+        self.engine.dispose()
+
     def count(self, sql: str, **params: object) -> int:
         """The integer a ``SELECT count(*) ...`` over Optuna's tables returns."""
         with self.engine.connect() as conn:

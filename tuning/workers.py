@@ -58,8 +58,8 @@ POLL_S = 0.5
 #: Seconds before a worker waiting for the others' last trials first looks again, then
 #: twice as long each time up to ``WAIT_POLL_MAX_S``: short, because the command ends only
 #: when its last worker notices they are done; bounded, because a long trial elsewhere need
-#: not be polled 20 times a second.
-WAIT_POLL_S, WAIT_POLL_MAX_S = 0.05, 0.2
+#: not be polled 50 times a second.
+WAIT_POLL_S, WAIT_POLL_MAX_S = 0.02, 0.1
 
 
 class BudgetSpent(optuna.exceptions.OptunaError):

@@ -160,6 +160,7 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     # a dead database is said before any work; one worker alone on SQLite needs no heartbeat
     alone = jobs == 1 and storage.startswith("sqlite")
     backend = open_storage(storage, None if alone else heartbeat_s)
+    ctx.call_on_close(backend.close)
     traces = [open_trace(path, pm) for path in trace_paths]
     options = ReplayOptions(fast=fast, epoch_ns=parse_duration(epoch) if epoch else None)
     tuner = Tuner(pm=pm, hw=hw_name, traces=traces, fixed=fixed, objective=objective,
