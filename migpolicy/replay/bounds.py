@@ -50,12 +50,14 @@ class Bounds:
         if len(epoch.pages) == 0:
             return
         load_f, store_f, load_s, store_s = self._lat
-        hits, seconds, never_s = kernels.bounds_add(
+        both, fast_s, loads, stores = kernels.bounds_terms(
             epoch.pages, epoch.accesses, epoch.writes, self.totals, self.initial,
             self.tiers.fast, load_f, store_f, load_s, store_s)
-        self.never_migrate_s += never_s
+        self.never_migrate_s += float(loads.sum() + stores.sum())
         if self.tiers.fast_pages < len(epoch.pages):  # not all of them fit: choose
             hits, seconds = self._best(epoch.accesses - epoch.writes, epoch.writes)
+        else:
+            hits, seconds = float(both.sum()), float(fast_s.sum())
         self.oracle_hits += hits
         self.oracle_access_s += seconds
 
