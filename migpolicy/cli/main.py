@@ -34,14 +34,15 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except MigpolicyError as exc:
-            raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             interrupted()
-        except ImportError as exc:
-            # Ctrl-C while a C extension initialises surfaces as an ImportError caused by it
+        except Exception as exc:
+            # Ctrl-C inside C code comes back as another error caused by it: an ImportError
+            # while an extension initialises, a SystemError from a compiled loop (numba)
             if from_interrupt(exc):
                 interrupted()
+            if isinstance(exc, MigpolicyError):
+                raise click.ClickException(str(exc)) from None
             raise
 
 

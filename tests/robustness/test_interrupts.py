@@ -89,3 +89,20 @@ def test_ctrl_c_ends_a_long_command_promptly_and_cleanly(long_command, trial, mi
     assert result["out"] == "", shown
     assert result["files"] == [], shown
     assert not result["leftover"], shown
+
+
+def test_an_error_caused_by_ctrl_c_inside_c_code_is_an_interrupt(migpolicy_exe, tmp_path: Path):
+    """Ctrl-C inside C code (a compiled loop, an extension's start-up) comes back as another
+    error caused by the KeyboardInterrupt: the command still ends as interrupted."""
+    (tmp_path / "ctrl_c_in_c.py").write_text(
+        "from migpolicy.contract import hookimpl\n\n\n"
+        "@hookimpl(tryfirst=True)\n"
+        "def migpolicy_isolate(folios, hw):\n"
+        "    raise SystemError('returned a result with an exception set') "
+        "from KeyboardInterrupt()\n")
+    done = subprocess.run([migpolicy_exe, "-p", "ctrl_c_in_c", "move", "--bytes", "4M",
+                           "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "migpolicy: interrupted"
+    assert done.stdout == ""
