@@ -141,14 +141,33 @@ class SharedStorage(RDBStorage):
 
     def set_trial_state_values(self, trial_id: int, state: TrialState,
                                values: Sequence[float] | None = None) -> bool:
-        """Set a trial's state; a waiting trial this process takes records its worker."""
-        changed = super().set_trial_state_values(trial_id, state, values)
+        """Set a trial's state; a waiting trial is taken under the study's lock and records
+        its worker.
+
+        Optuna takes a waiting trial by reading that it waits, then setting
+        it running. PostgreSQL locks the row between the two (``FOR
+        UPDATE``); SQLite does not, and two workers starting at once both took
+        the same trial (the baseline) and ran it twice.
+        """
+        if state == TrialState.RUNNING:
+            with self.lock(self._study_name_of(trial_id)):
+                changed = super().set_trial_state_values(trial_id, state, values)
+        else:
+            changed = super().set_trial_state_values(trial_id, state, values)
         if changed and state == TrialState.RUNNING:
             self.running = trial_id
             self._first_heartbeat(trial_id)
             if self.worker is not None:
                 self.set_trial_user_attr(trial_id, "worker", self.worker)
         return changed
+
+    def _study_name_of(self, trial_id: int) -> str:
+        """The name of the study ``trial_id`` belongs to."""
+        with self.engine.connect() as conn:
+            return conn.execute(sqlalchemy.text(
+                "SELECT studies.study_name FROM trials JOIN studies "
+                "ON studies.study_id = trials.study_id WHERE trials.trial_id = :trial"),
+                {"trial": trial_id}).scalar_one()
 
     def _first_heartbeat(self, trial_id: int) -> None:
         """Beat once for a trial this process just set running.

@@ -209,3 +209,30 @@ def test_ctrl_c_taken_by_another_thread_waits_for_the_end_of_the_block():
         stop.set()
         helper.join()
     assert done == ["block"]
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_two_workers_never_both_take_one_waiting_trial(tmp_path):
+    """SQLite does not lock the row Optuna reads before taking a waiting trial: two workers
+    starting at once both ran the baseline trial (then one could not store it)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first, second = open_storage(url, heartbeat_s=5), open_storage(url, heartbeat_s=5)
+    study = optuna.create_study(storage=first)
+    doubles = 0
+    for _ in range(20):
+        study.enqueue_trial({})
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))[0]._trial_id
+        start, taken = threading.Barrier(2), []
+
+        def take(storage, trial=waiting, start=start, taken=taken):
+            start.wait()
+            taken.append(storage.set_trial_state_values(trial, TrialState.RUNNING))
+
+        workers = [threading.Thread(target=take, args=(s,)) for s in (first, second)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        doubles += sum(taken) != 1
+        first.set_trial_state_values(waiting, TrialState.FAIL)
+    assert doubles == 0
