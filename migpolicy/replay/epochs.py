@@ -248,7 +248,8 @@ class PageCounts:
         """Pages (ascending replay ids) with their accesses and writes, weights times ``scale``.
 
         A page whose accesses sum to zero is left out when there were at
-        least 1/32 as many events as pages, as dense counting always has.
+        least 1/32 as many events as pages: the rule of the dense count the
+        pinned figures were computed with.
         """
         runs, self._runs = self._runs, []
         n = sum(len(page) for page, _, _ in runs)
