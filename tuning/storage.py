@@ -149,12 +149,10 @@ class SharedStorage(RDBStorage):
         UPDATE``); SQLite does not, and two workers starting at once both took
         the same trial (the baseline) and ran it twice.
         """
-        if state == TrialState.RUNNING:
-            with self.lock(self._study_name_of(trial_id)):
-                changed = super().set_trial_state_values(trial_id, state, values)
-        else:
+        taking = state == TrialState.RUNNING
+        with self.lock(self._study_name_of(trial_id)) if taking else contextlib.nullcontext():
             changed = super().set_trial_state_values(trial_id, state, values)
-        if changed and state == TrialState.RUNNING:
+        if changed and taking:
             self.running = trial_id
             self._first_heartbeat(trial_id)
             if self.worker is not None:
