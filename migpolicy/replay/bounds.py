@@ -50,14 +50,14 @@ class Bounds:
         if len(epoch.pages) == 0:
             return
         load_f, store_f, load_s, store_s = self._lat
-        both, fast_s, loads, stores = kernels.bounds_terms(
+        both, fast_s, never = kernels.bounds_add(
             epoch.pages, epoch.accesses, epoch.writes, self.totals, self.initial,
             self.tiers.fast, load_f, store_f, load_s, store_s)
-        self.never_migrate_s += float(loads.sum() + stores.sum())
+        self.never_migrate_s += never
         if self.tiers.fast_pages < len(epoch.pages):  # not all of them fit: choose
             hits, seconds = self._best(epoch.accesses - epoch.writes, epoch.writes)
         else:
-            hits, seconds = float(both.sum()), float(fast_s.sum())
+            hits, seconds = both, fast_s
         self.oracle_hits += hits
         self.oracle_access_s += seconds
 

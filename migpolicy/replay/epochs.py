@@ -142,23 +142,8 @@ class EpochStream:
 
         Epoch numbers are ``(t - t0) // epoch_ns``; an event earlier than one
         before it (a straggler) joins the epoch of the latest event so far.
-        Found by binary search of the epochs' boundaries in the (running
-        maximum of the) times, not by dividing every time stamp.
         """
-        if len(t) > 1 and (t[1:] < t[:-1]).any():
-            t = np.maximum.accumulate(t)  # stragglers join the epoch
-        first = (int(t[0]) - t0) // self.epoch_ns
-        last = (int(t[-1]) - t0) // self.epoch_ns
-        if last - first > len(t):  # long idle stretches: fewer events than boundaries
-            number = (t - t0) // self.epoch_ns
-            starts = np.concatenate(([0], np.flatnonzero(number[1:] != number[:-1]) + 1))
-            return starts, number[starts]
-        bounds = t0 + np.arange(first + 1, last + 1, dtype=np.int64) * self.epoch_ns
-        starts = np.concatenate(([0], np.searchsorted(t, bounds, side="left")))
-        numbers = np.arange(first, last + 1, dtype=np.int64)
-        ends = np.append(starts[1:], len(t))
-        full = ends > starts  # an epoch without events in this chunk is no segment
-        return starts[full], numbers[full]
+        return kernels.epoch_cuts(t, t0, self.epoch_ns)
 
     def _chunks(self) -> Iterator[EventColumns]:
         """The trace's chunks (up to ``max_events``), the tenants of their pages noted."""

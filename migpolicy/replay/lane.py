@@ -43,10 +43,9 @@ def access_cost(epoch: Epoch, node_of: np.ndarray, tiers: Tiers) -> tuple[float,
     if len(epoch.pages) == 0:
         return 0.0, 0.0
     fast, slow = tiers.fast, tiers.slow
-    loads, stores, hits = kernels.access_terms(
+    return kernels.access_cost(
         epoch.pages, epoch.accesses, epoch.writes, node_of, fast, tiers.load_s[fast],
         tiers.store_s[fast], tiers.load_s[slow], tiers.store_s[slow])
-    return float(loads.sum() + stores.sum()), float(hits.sum())
 
 
 @dataclass

@@ -18,7 +18,7 @@ from migpolicy.traces import (
     trace_generators,
     write_native,
 )
-from migpolicy.traces.native import ROW_GROUP, NativeTrace
+from migpolicy.traces.native import MAX_PAGES, ROW_GROUP, SCHEMA_V1, NativeTrace, NativeWriter
 from tests.traces.conftest import DATA
 
 
@@ -55,6 +55,34 @@ def test_plain_parquet_readers_see_the_columns(tmp_path: Path, builtin_pm) -> No
     meta = json.loads(pq.ParquetFile(path).metadata.metadata[b"migpolicy.trace"])
     assert meta["events"] == ROW_GROUP + 1000 and meta["source_format"] == "gen:zipf"
     assert table.column("page").to_numpy().max() + 1 == meta["distinct_pages"]
+
+
+def test_files_of_the_first_schema_still_read(tmp_path: Path, builtin_pm) -> None:
+    """Files written before pages became 32-bit and columns required read as they did."""
+    trace = generated_trace(trace_generators(builtin_pm)["zipf"], 20_000, 500, 2, {})
+    path = tmp_path / "now.parquet"
+    _write(trace, path)
+    assert pq.read_schema(path).field("page").type == "int32"
+    old = tmp_path / "v1.parquet"
+    kv = {k: v for k, v in pq.ParquetFile(path).metadata.metadata.items()
+          if not k.startswith(b"ARROW")}
+    pq.write_table(pq.read_table(path).cast(SCHEMA_V1).replace_schema_metadata(kv), old)
+    assert pq.read_schema(old).field("page").type == "int64"
+    now, before = open_trace(path, builtin_pm), open_trace(old, builtin_pm)
+    assert np.array_equal(np.concatenate(list(before.chunks())),
+                          np.concatenate(list(now.chunks())))
+    assert before.meta == now.meta
+
+
+def test_more_pages_than_the_format_holds_is_one_sentence(tmp_path: Path) -> None:
+    events = np.zeros(3, dtype=EVENT_DTYPE)
+    events["page"] = [0, 1, MAX_PAGES]
+    with open(tmp_path / "big.parquet", "wb") as handle:
+        writer = NativeWriter(handle)
+        with pytest.raises(InputError, match=r"more than 2,147,483,648 distinct pages, more "
+                                             r"than a native trace holds"):
+            writer.write(events)
+        writer.abort()
 
 
 def test_chunks_are_bounded(tmp_path: Path, builtin_pm) -> None:
