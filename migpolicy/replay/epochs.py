@@ -160,8 +160,14 @@ class EpochStream:
                 self.on_chunk(chunk)
             if self.tenant_of is not None and chunk.tenant.max() > 0:
                 page = chunk.page if self.ids.in_order else self.ids.of_dense[chunk.page]
-                self.tenant_of[page] = chunk.tenant
+                self.note_tenants(page, chunk.tenant)
             yield chunk
+
+    def note_tenants(self, pages: np.ndarray, tenants: np.ndarray) -> None:
+        """Replay ids ``pages`` were last touched by ``tenants``: noted in ``tenant_of``
+        (replaced where the epochs are counted in another thread, see
+        :mod:`migpolicy.replay.ahead`)."""
+        self.tenant_of[pages] = tenants
 
     def _check_resolution(self, t: np.ndarray) -> None:
         """Refuse an epoch shorter than the spacing of the first chunk's time stamps ``t``."""

@@ -25,6 +25,7 @@ from migpolicy.costs import CostTotals
 from migpolicy.errors import InputError
 from migpolicy.pipeline import STAGES
 from migpolicy.placement import Placement
+from migpolicy.replay.ahead import epochs_ahead, worth_a_thread
 from migpolicy.replay.bounds import Bounds
 from migpolicy.replay.epochs import SNAPSHOT, EpochStream, PageIds, page_ids
 from migpolicy.replay.lane import Lane
@@ -59,7 +60,10 @@ class ReplayOptions:
     ``bounds`` off skips the offline bounds and the access time of never
     migrating (``bound``, ``baseline_app_time_s`` and ``speedup_vs_none`` are
     then ``None``): a tuner reads only each policy's own figures, and those
-    two cost about a third of a replay.
+    two cost about a third of a replay. ``ahead`` counts the epochs in a
+    second thread (:mod:`migpolicy.replay.ahead`; same figures); ``None``
+    does so for traces of 4 M events or more when the process may use more
+    than one CPU.
     """
 
     fast: str | int | float = "25%"
@@ -75,6 +79,7 @@ class ReplayOptions:
     #: The trace's page ids from :func:`page_ids`, to skip computing them on every call.
     ids: PageIds | None = None
     bounds: bool = True
+    ahead: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,9 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
                          tenant_of=tenant_of)
     marks = _checkpoint_times(meta, options)
     epochs = 0
-    for epoch in stream:
+    events = meta.events if options.max_events is None else options.max_events
+    ahead = options.ahead if options.ahead is not None else worth_a_thread(events)
+    for epoch in (epochs_ahead(stream) if ahead else stream):
         epochs += 1
         if bounds is not None:
             bounds.add(epoch)
