@@ -162,7 +162,9 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     backend = open_storage(storage, None if alone else heartbeat_s)
     ctx.call_on_close(backend.close)
     traces = [open_trace(path, pm) for path in trace_paths]
-    options = ReplayOptions(fast=fast, epoch_ns=parse_duration(epoch) if epoch else None)
+    # --jobs workers keep the CPUs busy already: no thread counting epochs ahead in each
+    options = ReplayOptions(fast=fast, epoch_ns=parse_duration(epoch) if epoch else None,
+                            ahead=False if jobs > 1 else None)
     tuner = Tuner(pm=pm, hw=hw_name, traces=traces, fixed=fixed, objective=objective,
                   options=options, cpu_budget=cpu_budget, screening=screen,
                   prefix_steps=prefix_steps, seed=seed or 0)

@@ -60,7 +60,7 @@ class ReplayOptions:
     ``bounds`` off skips the offline bounds and the access time of never
     migrating (``bound``, ``baseline_app_time_s`` and ``speedup_vs_none`` are
     then ``None``): a tuner reads only each policy's own figures, and those
-    two cost about a third of a replay. ``ahead`` counts the epochs in a
+    two cost about a sixth of a replay. ``ahead`` counts the epochs in a
     second thread (:mod:`migpolicy.replay.ahead`; same figures); ``None``
     does so for traces of 4 M events or more when the process may use more
     than one CPU.

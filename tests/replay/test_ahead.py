@@ -27,25 +27,30 @@ def _counting_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "migpolicy-epochs"]
 
 
-class _Retagged:
-    """A trace whose every page changes tenant from chunk to chunk (1, 2, 1, ...)."""
+class _Rewritten:
+    """A trace whose chunks pass through ``change(index, chunk)`` as they are read."""
 
-    def __init__(self, trace):
-        self.trace, self.meta, self.name = trace, trace.meta, "retagged.mpt"
-        self.page_numbers = trace.page_numbers
+    def __init__(self, trace, change):
+        self.trace, self.meta, self.name = trace, trace.meta, "rewritten.mpt"
+        self.page_numbers, self.change = trace.page_numbers, change
 
     def columns(self, events_per_chunk: int):
         for index, chunk in enumerate(self.trace.columns(events_per_chunk)):
-            yield EventColumns(chunk.t_ns, chunk.page, chunk.op,
-                               np.full(len(chunk), 1 + index % 2, np.int32), chunk.weight)
+            yield self.change(index, chunk)
+
+
+def _retagged(index: int, chunk: EventColumns) -> EventColumns:
+    """Every page changes tenant from chunk to chunk (1, 2, 1, ...)."""
+    return EventColumns(chunk.t_ns, chunk.page, chunk.op,
+                        np.full(len(chunk), 1 + index % 2, np.int32), chunk.weight)
 
 
 def test_counting_ahead_gives_every_figure_of_one_thread(tmp_path, builtin_pm):
     """Several chunks (2^18 events each), every page changing tenant with each chunk: a
     request must be charged to the tenant a single thread would have seen when it priced it."""
-    trace = _Retagged(open_trace(write_generated(
+    trace = _Rewritten(open_trace(write_generated(
         builtin_pm, tmp_path / "phases.mpt", "phases", 600_000, 3000, interval_ns=20),
-        builtin_pm))
+        builtin_pm), _retagged)
     alone, ahead = (replay_many(trace, _contexts(builtin_pm), ReplayOptions(
         fast="20%", epoch_ns=20_000, window_epochs=1, ahead=ahead)) for ahead in (False, True))
     assert [r.as_dict() for r in ahead] == [r.as_dict() for r in alone]
@@ -72,24 +77,16 @@ def test_a_replay_stopped_midway_ends_its_counting_thread(phases_trace, builtin_
     assert not _counting_threads()
 
 
-class _Broken:
-    """A trace whose third chunk cannot be read."""
-
-    def __init__(self, trace):
-        self.trace, self.meta, self.name = trace, trace.meta, "broken.mpt"
-        self.page_numbers = trace.page_numbers
-
-    def columns(self, events_per_chunk: int):
-        for index, chunk in enumerate(self.trace.columns(events_per_chunk)):
-            if index == 2:
-                raise InputError("broken.mpt: corrupt or truncated after event 524288")
-            yield EventColumns(*(np.array(c) for c in (chunk.t_ns, chunk.page, chunk.op,
-                                                       chunk.tenant, chunk.weight)))
+def _broken(index: int, chunk: EventColumns) -> EventColumns:
+    """The third chunk cannot be read."""
+    if index == 2:
+        raise InputError("rewritten.mpt: corrupt or truncated after event 524288")
+    return chunk
 
 
 def test_an_unreadable_chunk_is_raised_in_the_replay(phases_trace, builtin_pm):
-    trace = _Broken(open_trace(phases_trace, builtin_pm))
-    with pytest.raises(InputError, match=r"broken.mpt: corrupt or truncated"):
+    trace = _Rewritten(open_trace(phases_trace, builtin_pm), _broken)
+    with pytest.raises(InputError, match=r"rewritten.mpt: corrupt or truncated"):
         replay_many(trace, _contexts(builtin_pm)[:1], ReplayOptions(ahead=True))
     assert not _counting_threads()
 
