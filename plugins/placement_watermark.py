@@ -75,6 +75,8 @@ class Watermark(PlacementPolicy):
         page_bytes = int(view.page_bytes[0])
         need = -(-(used - int(self.low * capacity)) // page_bytes)
         need = min(need, view.free(slow) // page_bytes)
+        if need <= 0:  # the slow tier is full: nothing can go down (before a pass over pages)
+            return empty_requests()
         on_fast = np.flatnonzero(view.node_of == fast)
         need = min(need, len(on_fast))
         if need <= 0:

@@ -2,13 +2,17 @@
 
 Parquet is columnar and compressed (LZ4; times delta-encoded), streams by row group, and pandas,
 DuckDB, polars and Spark read it directly. ``page`` holds dense indices in
-first-touch order; the page table (dense index → page number) and the
+address order (files written before: in first-touch order); the page table
+(dense index → page number), the first-touch order and the
 :class:`~migpolicy.traces.events.TraceMeta` live in the file's key-value
 metadata, so one file is the whole trace:
 
 - ``migpolicy.trace``: the metadata as JSON;
 - ``migpolicy.page_table``: the page numbers (address // page_size) of the
-  dense indices, delta-encoded int64, zlib-compressed, base64 text.
+  dense indices, delta-encoded int64, zlib-compressed, base64 text;
+- ``migpolicy.first_touch``: the dense indices in the order the trace first
+  touched them, int32, zlib-compressed, base64 text; absent when that is
+  the dense order itself.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import base64
 import contextlib
 import dataclasses
 import json
+import tempfile
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +40,7 @@ __all__ = ["DEFAULT_CHUNK", "MAX_PAGES", "SCHEMA", "SCHEMA_V1", "NativeTrace", "
 
 META_KEY = b"migpolicy.trace"
 TABLE_KEY = b"migpolicy.page_table"
+FIRST_TOUCH_KEY = b"migpolicy.first_touch"
 #: Rows per Parquet row group: large enough for fast scans, small enough to stream.
 ROW_GROUP = 1 << 20
 #: Events per chunk handed out by default: 8 MiB arrays, below glibc's largest mmap
@@ -72,57 +78,87 @@ def _decode_table(text: bytes) -> np.ndarray:
     return np.cumsum(np.frombuffer(raw, dtype="<i8")).astype(np.int64)
 
 
+def _encode_order(ids: np.ndarray) -> bytes:
+    return base64.b64encode(zlib.compress(ids.astype("<i4").tobytes(), 6))
+
+
+def _decode_order(text: bytes) -> np.ndarray:
+    raw = zlib.decompress(base64.b64decode(text, validate=True))
+    return np.frombuffer(raw, dtype="<i4").astype(np.int64)
+
+
 class NativeWriter:
-    """Write event chunks (dense pages) to an open binary file as a native trace.
+    """Write event chunks (dense pages, first-touch order) to an open binary file as a native
+    trace, its pages renumbered in address order.
 
     Call :meth:`write` per chunk and :meth:`close` once with the page table and
-    the final metadata; the caller owns the file (use ``atomic_output``).
+    the final metadata; the caller owns the file (use ``atomic_output``). The
+    page table is complete only at the end, so the chunks are spooled to a
+    temporary file (Arrow IPC, LZ4: about the size of the trace) and the
+    Parquet file is encoded once at :meth:`close`, each page renumbered by
+    its address: a replay then reads the pages in its own (address) order and
+    need not look every event's page up. The first-touch order goes into the
+    footer.
     """
 
     def __init__(self, handle: IO[bytes]) -> None:
-        self._writer = pq.ParquetWriter(
-            handle, SCHEMA, compression="lz4", use_dictionary=["op", "tenant", "weight"],
-            column_encoding={"t_ns": "DELTA_BINARY_PACKED"}, write_statistics=["t_ns", "page"],
-        )
-        self._pending = SCHEMA.empty_table()  # rows not yet in a full row group
+        self._handle = handle
+        self._spool: IO[bytes] | None = tempfile.TemporaryFile(prefix="migpolicy-trace-")
+        self._spooled = pa.ipc.new_stream(self._spool, SCHEMA,
+                                          options=pa.ipc.IpcWriteOptions(compression="lz4"))
+        self._writer: pq.ParquetWriter | None = None
 
     def write(self, events: np.ndarray) -> None:
-        """Append ``events`` (``EVENT_DTYPE``, dense pages), buffered into full row groups.
-
-        Each chunk is split into columns once; buffered rows are Arrow tables
-        sliced without copies until a row group is full.
-        """
+        """Append ``events`` (``EVENT_DTYPE``, dense pages in first-touch order)."""
         pages = events["page"]
         if len(pages) and int(pages.max()) >= MAX_PAGES:
             raise InputError(f"the trace touches more than {MAX_PAGES:,} distinct pages, more "
                              "than a native trace holds; choose a larger --page-size")
-        batch = pa.RecordBatch.from_arrays(
+        self._spooled.write_batch(pa.RecordBatch.from_arrays(
             [pa.array(np.ascontiguousarray(events[field.name]), type=field.type)
-             for field in SCHEMA], schema=SCHEMA)
-        self._pending = pa.concat_tables([self._pending, pa.Table.from_batches([batch])])
-        if self._pending.num_rows >= ROW_GROUP:
-            self._flush(final=False)
-
-    def _flush(self, final: bool) -> None:
-        rows = self._pending.num_rows
-        cut = rows if final else rows - rows % ROW_GROUP
-        if cut:
-            self._writer.write_table(self._pending.slice(0, cut), row_group_size=ROW_GROUP)
-        self._pending = self._pending.slice(cut)
+             for field in SCHEMA], schema=SCHEMA))
 
     def close(self, page_numbers: np.ndarray, meta: TraceMeta) -> None:
-        """Flush the last rows and write the page table and metadata into the footer."""
-        self._flush(final=True)
-        self._writer.add_key_value_metadata({
-            META_KEY: json.dumps(dataclasses.asdict(meta)).encode(),
-            TABLE_KEY: _encode_table(page_numbers),
-        })
+        """Encode the spooled events with pages in address order; write the page table, the
+        first-touch order and the metadata into the footer."""
+        self._spooled.close()
+        numbers = np.asarray(page_numbers, dtype=np.int64)
+        order = np.argsort(numbers)  # address id → first-touch id (distinct numbers)
+        renumbered = bool(len(numbers) > 1 and (numbers[1:] < numbers[:-1]).any())
+        address_id = np.empty(len(numbers), dtype=np.int32)
+        address_id[order] = np.arange(len(numbers), dtype=np.int32)
+        self._writer = pq.ParquetWriter(
+            self._handle, SCHEMA, compression="lz4", use_dictionary=["op", "tenant", "weight"],
+            column_encoding={"t_ns": "DELTA_BINARY_PACKED"}, write_statistics=["t_ns", "page"],
+        )
+        pending = SCHEMA.empty_table()  # rows not yet in a full row group
+        self._spool.seek(0)
+        for batch in pa.ipc.open_stream(self._spool):
+            if renumbered:
+                pages = address_id[batch.column(1).to_numpy()]
+                batch = batch.set_column(1, SCHEMA.field("page"), pa.array(pages))
+            pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+            if pending.num_rows >= ROW_GROUP:
+                cut = pending.num_rows - pending.num_rows % ROW_GROUP
+                self._writer.write_table(pending.slice(0, cut), row_group_size=ROW_GROUP)
+                pending = pending.slice(cut)
+        if pending.num_rows:
+            self._writer.write_table(pending, row_group_size=ROW_GROUP)
+        footer = {META_KEY: json.dumps(dataclasses.asdict(meta)).encode(),
+                  TABLE_KEY: _encode_table(numbers[order])}
+        if renumbered:
+            footer[FIRST_TOUCH_KEY] = _encode_order(address_id)
+        self._writer.add_key_value_metadata(footer)
         self._writer.close()
+        self._spool.close()
+        self._spool = None
 
     def abort(self) -> None:
         """Stop writing after a failure (the caller discards the file)."""
-        with contextlib.suppress(Exception):
-            self._writer.close()
+        for closing in (self._spooled, self._writer, self._spool):
+            with contextlib.suppress(Exception):
+                if closing is not None:
+                    closing.close()
 
 
 class NativeTrace:
@@ -152,6 +188,7 @@ class NativeTrace:
                              f"{self.meta.distinct_pages!r}, expected a count")
         self._table: bytes | None = kv[TABLE_KEY]
         self._numbers = np.empty(0, dtype=np.int64)
+        self._first_touch: bytes | None = kv.get(FIRST_TOUCH_KEY)
 
     @property
     def page_table(self) -> np.ndarray:
@@ -177,6 +214,24 @@ class NativeTrace:
                                  f"{self.meta.distinct_pages}")
             self._numbers, self._table = numbers, None
         return self._numbers
+
+    @property
+    def first_touch(self) -> np.ndarray | None:
+        """The dense page indices in the order the trace first touched them; ``None`` when
+        that is their own order (a file written before pages were in address order, or a
+        trace that touched its pages in address order)."""
+        if self._first_touch is None:
+            return None
+        try:
+            order = _decode_order(self._first_touch)
+        except (ValueError, zlib.error) as exc:
+            raise InputError(f"{self.path}: corrupt migpolicy trace first-touch order: {exc}"
+                             ) from None
+        count = self.meta.distinct_pages
+        if len(order) != count or not np.array_equal(np.sort(order), np.arange(count)):
+            raise InputError(f"{self.path}: corrupt migpolicy trace first-touch order: not an "
+                             f"order of the {count} pages")
+        return order
 
     def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, in file order."""

@@ -35,6 +35,8 @@ class ResidentTrace:
         self.meta: TraceMeta = source.meta
         self._events = events
         self._numbers = np.asarray(source.page_numbers, dtype=np.int64)
+        #: The source's first-touch order of its dense pages (``None``: their own order).
+        self.first_touch: np.ndarray | None = getattr(source, "first_touch", None)
 
     @property
     def page_table(self) -> np.ndarray:

@@ -54,6 +54,12 @@ class Trace(Protocol):
     def page_numbers(self) -> np.ndarray:
         """Page number (address // page size) of each dense page index."""
 
+    @property
+    def first_touch(self) -> np.ndarray | None:
+        """Dense page indices in the order the trace first touched them; ``None`` when that
+        is their own order (a streamed trace numbers pages as it meets them; a native file
+        numbers them by address)."""
+
     def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         """Yield ``EVENT_DTYPE`` arrays of at most ``events_per_chunk`` events, dense pages."""
 
@@ -242,6 +248,11 @@ class _DensifiedTrace:
     def page_numbers(self) -> np.ndarray:
         """Page number (address // page size) of each dense page index seen so far."""
         return self._pages.numbers()
+
+    @property
+    def first_touch(self) -> None:
+        """``None``: dense indices are given in first-touch order."""
+        return None
 
     def _raw(self, hints: dict[str, Any]) -> Iterator[np.ndarray]:
         raise NotImplementedError

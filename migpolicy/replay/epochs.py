@@ -54,7 +54,12 @@ class PageIds:
 
 
 def page_ids(trace: Trace) -> PageIds:
-    """Replay ids of the trace's pages; reads the trace once if its page table is not known."""
+    """Replay ids of the trace's pages; reads the trace once if its page table is not known.
+
+    A native trace numbers its pages in address order already (and keeps the
+    order they were first touched in its footer): the renumbering is then the
+    identity, and no event's page needs looking up.
+    """
     if trace.meta.distinct_pages is None:
         for _ in trace.chunks(CHUNK):
             pass
@@ -62,13 +67,18 @@ def page_ids(trace: Trace) -> PageIds:
     if len(numbers) == 0:
         raise InputError(f"{getattr(trace, 'name', 'the trace')}: the trace holds no memory "
                          "accesses")
-    if (numbers[1:] > numbers[:-1]).all():  # first touched in address order (scans)
+    # dense ids in first-touch order, if that is not their own (a trace object without the
+    # attribute numbers its pages as it first touches them)
+    touched = getattr(trace, "first_touch", None)
+    if (numbers[1:] > numbers[:-1]).all():  # dense ids in address order
         of_dense = np.arange(len(numbers), dtype=np.int64)
-        return PageIds(of_dense=of_dense, first_touch=of_dense, in_order=True)
+        return PageIds(of_dense=of_dense, first_touch=of_dense if touched is None else touched,
+                       in_order=True)
     order = np.argsort(numbers)  # replay id → dense page (distinct numbers: any sort is stable)
     of_dense = np.empty(len(numbers), dtype=np.int64)
     of_dense[order] = np.arange(len(numbers))
-    return PageIds(of_dense=of_dense, first_touch=of_dense)
+    return PageIds(of_dense=of_dense,
+                   first_touch=of_dense if touched is None else of_dense[touched])
 
 
 class EpochStream:

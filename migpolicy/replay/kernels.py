@@ -29,13 +29,28 @@ def epoch_cuts(t, t0, epoch_ns):
 
     Returns the indices where a run of one epoch number starts (0 first) and
     each run's number. An event earlier than one before it (a straggler)
-    joins the epoch of the latest event so far. One comparison per event:
-    the number is recomputed only when the running maximum reaches the next
-    epoch's start.
+    joins the epoch of the latest event so far. Times in order (the usual
+    case, checked in one pass) are cut by binary search of each next epoch's
+    start; otherwise one comparison per event finds where the running
+    maximum reaches it.
     """
     n = t.shape[0]
+    ordered = True
+    for i in range(1, n):
+        ordered &= t[i] >= t[i - 1]
     starts = np.empty(n, dtype=np.int64)
     numbers = np.empty(n, dtype=np.int64)
+    runs = 0
+    if ordered:
+        i = 0
+        while True:
+            number = (t[i] - t0) // epoch_ns
+            starts[runs], numbers[runs] = i, number
+            runs += 1
+            bound = t0 + (number + 1) * epoch_ns
+            if t[n - 1] < bound:
+                return starts[:runs], numbers[:runs]
+            i = np.searchsorted(t, bound)
     latest = t[0]
     number = (latest - t0) // epoch_ns
     bound = t0 + (number + 1) * epoch_ns

@@ -32,7 +32,8 @@ class _Rewritten:
 
     def __init__(self, trace, change):
         self.trace, self.meta, self.name = trace, trace.meta, "rewritten.mpt"
-        self.page_numbers, self.change = trace.page_numbers, change
+        self.page_numbers, self.first_touch = trace.page_numbers, trace.first_touch
+        self.change = change
 
     def columns(self, events_per_chunk: int):
         for index, chunk in enumerate(self.trace.columns(events_per_chunk)):

@@ -3,7 +3,9 @@ Parquet readers see plain columns; damaged files are named."""
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,8 @@ def _write(trace, path: Path) -> None:
 
 
 def test_round_trip_keeps_events_and_pages(tmp_path: Path, builtin_pm) -> None:
+    """Every event touches the same address; pages are renumbered in address order and the
+    order they were first touched in is kept."""
     source = open_trace(DATA / "sort.lackey.xz", builtin_pm)
     original = np.concatenate(list(source.chunks()))
     path = tmp_path / "sort.parquet"
@@ -37,10 +41,23 @@ def test_round_trip_keeps_events_and_pages(tmp_path: Path, builtin_pm) -> None:
     assert native.meta == source.meta.__class__(**{**source.meta.__dict__,
                                                     "command": "migpolicy test"})
     events = np.concatenate(list(native.chunks(100_000)))
-    assert events.dtype == EVENT_DTYPE and np.array_equal(events, original)
-    assert np.array_equal(native.page_table, source.page_table)
-    # the page table maps dense indices back to the addresses lackey printed
-    assert native.page_table[0] == 0x1FFF000000
+    assert events.dtype == EVENT_DTYPE
+    assert np.array_equal(native.page_table[events["page"]], source.page_table[original["page"]])
+    rest = [name for name in EVENT_DTYPE.names if name != "page"]
+    assert np.array_equal(events[rest], original[rest])
+    assert (np.diff(native.page_numbers) > 0).all()
+    assert np.array_equal(native.page_numbers[native.first_touch], source.page_numbers)
+    # the first page touched is the first address lackey printed
+    assert native.page_table[native.first_touch[0]] == 0x1FFF000000
+
+
+def test_pages_touched_in_address_order_keep_no_first_touch_order(tmp_path, builtin_pm):
+    trace = generated_trace(trace_generators(builtin_pm)["scan"], 5000, 300, 1, {})
+    _write(trace, tmp_path / "scan.parquet")
+    native = open_trace(tmp_path / "scan.parquet", builtin_pm)
+    assert native.first_touch is None
+    assert b"migpolicy.first_touch" not in pq.ParquetFile(tmp_path / "scan.parquet"
+                                                           ).metadata.metadata
 
 
 def test_plain_parquet_readers_see_the_columns(tmp_path: Path, builtin_pm) -> None:
@@ -117,6 +134,21 @@ def _with_metadata(good: Path, path: Path, **changed: bytes) -> Path:
     kv = {k: v for k, v in kv.items() if not k.startswith(b"ARROW")}
     pq.write_table(table.replace_schema_metadata(kv), path)
     return path
+
+
+def test_a_damaged_first_touch_order_is_named(tmp_path: Path, builtin_pm) -> None:
+    trace = generated_trace(trace_generators(builtin_pm)["zipf"], 3000, 100, 1, {})
+    good = tmp_path / "good.parquet"
+    _write(trace, good)
+    assert open_trace(good, builtin_pm).first_touch is not None
+    repeated = np.zeros(100, dtype="<i4").tobytes()  # page 0, a hundred times
+    for name, text in (("garbled", b"bm90IHpsaWI="),
+                       ("repeated", base64.b64encode(zlib.compress(repeated)))):
+        damaged = _with_metadata(good, tmp_path / f"{name}.parquet",
+                                 **{"migpolicy.first_touch": text})
+        with pytest.raises(InputError, match=rf"{name}.parquet: corrupt migpolicy trace "
+                                             r"first-touch order"):
+            open_trace(damaged, builtin_pm).first_touch  # noqa: B018
 
 
 def test_a_damaged_page_table_or_page_count_is_named(tmp_path: Path, builtin_pm) -> None:
