@@ -1,9 +1,10 @@
 """Memory traces: the native columnar format, readers, generators and streaming access.
 
 Open any trace with :func:`open_trace` and stream it with ``trace.chunks(n)``:
-``EVENT_DTYPE`` arrays with dense page indices (first-touch order), the page
-table (dense index → address) in ``trace.page_table``, the totals in
-``trace.meta``. Formats and generators are plugins
+``EVENT_DTYPE`` arrays with dense page indices (first-touch order as a reader
+meets them; address order in a native file, which keeps the first-touch order
+in ``trace.first_touch``), the page table (dense index → address) in
+``trace.page_table``, the totals in ``trace.meta``. Formats and generators are plugins
 (``migpolicy_trace_formats``, ``migpolicy_trace_generators``); the built-in
 ones are the ``fmt_*`` modules and :mod:`.generators`.
 """

@@ -8,7 +8,9 @@ An event is one (possibly weighted) access to one page::
     t_ns    int64    time in ns (or the access's ordinal when the source has no clock)
     page    int64    a page: readers and generators yield page *numbers*
                      (address // page size); a :class:`Trace` hands consumers
-                     dense indices 0..distinct_pages-1 in first-touch order
+                     dense indices 0..distinct_pages-1: in first-touch order,
+                     or in address order from a native file (whose
+                     ``first_touch`` gives the first-touch order)
     op      uint8    OP_READ, OP_WRITE, OP_MODIFY (read and write) or OP_UNKNOWN
     tenant  int32    who made the access (process, cgroup, DAMON target): 0.. in first-seen order
     weight  float64  how many accesses the event stands for
