@@ -144,8 +144,11 @@ def trace_stats(trace: Any, epoch_ns: int | None = None, top: int = 10,
             on_chunk(events)
     meta = trace.meta
     per_page = per_page[: meta.distinct_pages]
-    order = np.argsort(-per_page, kind="stable")[:top]
     table = trace.page_table
+    touched = getattr(trace, "first_touch", None)
+    if touched is not None:  # pages numbered by address (a native file): report first-touch ranks
+        per_page, table = per_page[touched], table[touched]
+    order = np.argsort(-per_page, kind="stable")[:top]
     hottest = [{"page": int(i), "address": hex(int(table[i])), "accesses": _number(per_page[i]),
                 "share": float(per_page[i] / meta.accesses) if meta.accesses else 0.0}
                for i in order]
