@@ -103,10 +103,11 @@ class NativeWriter:
 
     def __init__(self, handle: IO[bytes]) -> None:
         self._handle = handle
-        self._spool: IO[bytes] | None = tempfile.TemporaryFile(prefix="migpolicy-trace-")
-        self._spooled = pa.ipc.new_stream(self._spool, SCHEMA,
-                                          options=pa.ipc.IpcWriteOptions(compression="lz4"))
         self._writer: pq.ParquetWriter | None = None
+        with _spooling():
+            self._spool: IO[bytes] | None = tempfile.TemporaryFile(prefix="migpolicy-trace-")
+            self._spooled = pa.ipc.new_stream(self._spool, SCHEMA,
+                                              options=pa.ipc.IpcWriteOptions(compression="lz4"))
 
     def write(self, events: np.ndarray) -> None:
         """Append ``events`` (``EVENT_DTYPE``, dense pages in first-touch order)."""
@@ -114,14 +115,17 @@ class NativeWriter:
         if len(pages) and int(pages.max()) >= MAX_PAGES:
             raise InputError(f"the trace touches more than {MAX_PAGES:,} distinct pages, more "
                              "than a native trace holds; choose a larger --page-size")
-        self._spooled.write_batch(pa.RecordBatch.from_arrays(
+        batch = pa.RecordBatch.from_arrays(
             [pa.array(np.ascontiguousarray(events[field.name]), type=field.type)
-             for field in SCHEMA], schema=SCHEMA))
+             for field in SCHEMA], schema=SCHEMA)
+        with _spooling():
+            self._spooled.write_batch(batch)
 
     def close(self, page_numbers: np.ndarray, meta: TraceMeta) -> None:
         """Encode the spooled events with pages in address order; write the page table, the
         first-touch order and the metadata into the footer."""
-        self._spooled.close()
+        with _spooling():
+            self._spooled.close()
         numbers = np.asarray(page_numbers, dtype=np.int64)
         order = np.argsort(numbers)  # address id → first-touch id (distinct numbers)
         renumbered = bool(len(numbers) > 1 and (numbers[1:] < numbers[:-1]).any())
@@ -159,6 +163,17 @@ class NativeWriter:
             with contextlib.suppress(Exception):
                 if closing is not None:
                     closing.close()
+
+
+@contextlib.contextmanager
+def _spooling() -> Iterator[None]:
+    """A full or missing temporary directory while spooling is one sentence naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise InputError(f"cannot spool the trace to a temporary file in "
+                         f"{tempfile.gettempdir()}: {exc.strerror or exc}; it needs about the "
+                         "size of the trace (set TMPDIR to a directory with room)") from None
 
 
 class NativeTrace:

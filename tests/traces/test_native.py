@@ -4,6 +4,8 @@ Parquet readers see plain columns; damaged files are named."""
 from __future__ import annotations
 
 import base64
+import errno
+import io
 import json
 import zlib
 from pathlib import Path
@@ -191,3 +193,20 @@ def test_a_damaged_row_group_is_named_with_the_events_read_before_it(tmp_path, b
     with pytest.raises(InputError, match=rf"damaged.parquet: corrupt or truncated after event "
                                          rf"{ROW_GROUP}: "):
         sum(len(c) for c in native.columns())
+
+
+class _FullDisk(io.BytesIO):
+    """A temporary file on a full disk."""
+
+    def write(self, data) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_temporary_directory_is_one_sentence(tmp_path: Path, builtin_pm, monkeypatch):
+    """The writer spools the events before encoding them; no room for that names the place."""
+    monkeypatch.setattr("tempfile.TemporaryFile", lambda **_: _FullDisk())
+    trace = generated_trace(trace_generators(builtin_pm)["zipf"], 3000, 100, 1, {})
+    with pytest.raises(InputError, match=r"cannot spool the trace to a temporary file in .+: "
+                                         r"No space left on device; it needs about the size of "
+                                         r"the trace \(set TMPDIR"):
+        _write(trace, tmp_path / "full.parquet")
