@@ -243,7 +243,9 @@ class NativeTrace:
             raise InputError(f"{self.path}: corrupt migpolicy trace first-touch order: {exc}"
                              ) from None
         count = self.meta.distinct_pages
-        if len(order) != count or not np.array_equal(np.sort(order), np.arange(count)):
+        if len(order) != count or (count and (
+                order.min() < 0 or order.max() >= count
+                or np.bincount(order, minlength=count).max() > 1)):  # each page once: an order
             raise InputError(f"{self.path}: corrupt migpolicy trace first-touch order: not an "
                              f"order of the {count} pages")
         return order
