@@ -198,11 +198,18 @@ class Placement:
             raise PluginError(f"{who} must return a REQUEST_DTYPE array, got {got}")
         if len(requests) == 0:
             return
+        from migpolicy.placement_kernels import requests_fit
+
+        nodes = np.asarray(sorted(self.capacity), dtype=np.int64)
+        if requests_fit(requests["page"], requests["dst"], self.node_of, self.page_bytes, nodes,
+                        np.asarray([self.used[int(n)] for n in nodes], dtype=np.int64),
+                        np.asarray([self.capacity[int(n)] for n in nodes], dtype=np.int64)):
+            return
+        # something is wrong: find the first broken invariant, and name it
         pages = requests["page"]
         if pages.min() < 0 or pages.max() >= len(self.node_of):
             raise PluginError(f"{who} requested page {int(pages.max())} of "
                               f"{len(self.node_of)} pages")
-        nodes = np.asarray(sorted(self.capacity), dtype=np.int64)
         dst = requests["dst"].astype(np.int64)
         unknown = nodes[np.minimum(np.searchsorted(nodes, dst), len(nodes) - 1)] != dst
         if unknown.any():

@@ -17,6 +17,7 @@ from migpolicy.errors import PluginError
 from migpolicy.folios import FAILED, MOVED, REQUEST_DTYPE, Reason
 from migpolicy.hardware.registry import find_profile
 from migpolicy.placement import Placement
+from migpolicy.placement_kernels import requests_fit
 from migpolicy.plugin_manager import get_plugin_manager
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -106,6 +107,23 @@ def test_apply_accepts_exactly_what_keeps_the_invariants(case) -> None:
     assert placement.used == bytes_per_node(placement.node_of, placement.page_bytes)
     assert sum(placement.used.values()) == int(placement.page_bytes.sum())
     assert all(placement.used[node] <= placement.capacity[node] for node in NODES)
+
+
+@PROPERTY
+@given(placements())
+def test_the_compiled_check_accepts_exactly_what_keeps_the_invariants(case) -> None:
+    """The compiled loop that lets good requests through without the numpy checks agrees with
+    the oracle both ways (a false "no" would only cost time; a false "yes" would let a broken
+    request through)."""
+    placement, pairs = case
+    requests = requests_of(pairs)
+    nodes = np.asarray(sorted(placement.capacity), dtype=np.int64)
+    verdict = requests_fit(requests["page"], requests["dst"], placement.node_of,
+                           placement.page_bytes, nodes,
+                           np.asarray([placement.used[int(n)] for n in nodes]),
+                           np.asarray([placement.capacity[int(n)] for n in nodes]))
+    assert verdict == oracle_accepts(placement.node_of, placement.page_bytes,
+                                     placement.capacity, pairs)
 
 
 @PROPERTY

@@ -87,8 +87,8 @@ class EpochStream:
     ``scale`` multiplies every access weight (sampled traces); ``on_chunk``
     sees every raw chunk (progress bars); ``tenant_of`` (one int32 per page) is
     updated with the tenant that last touched each page; ``max_events`` stops
-    early (a prefix of the trace). After iteration, ``events`` and
-    ``accesses`` hold what was replayed.
+    early (a prefix of the trace). After iteration, ``events`` holds how
+    many were replayed.
     """
 
     def __init__(self, trace: Trace, ids: PageIds, epoch_ns: int, *, scale: float = 1.0,
@@ -104,7 +104,6 @@ class EpochStream:
         self.trace, self.ids, self.epoch_ns, self.scale = trace, ids, int(epoch_ns), scale
         self.max_events, self.on_chunk, self.tenant_of = max_events, on_chunk, tenant_of
         self.events = 0
-        self.accesses = 0.0
         self.resolution_ns: int | None = None
 
     def __iter__(self) -> Iterator[Epoch]:
@@ -207,7 +206,6 @@ class EpochStream:
         if not self.snapshot:
             start = t0 + number * self.epoch_ns
         pages, accesses, writes = counts.take(self.scale)
-        self.accesses += float(accesses.sum())
         yield Epoch(index=index, start_ns=start,
                     length_ns=self.epoch_ns, pages=pages, accesses=accesses, writes=writes)
 

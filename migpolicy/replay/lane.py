@@ -87,13 +87,13 @@ class Lane:
         self.migrated_bytes = 0
         self.totals = _Totals()
 
-    def step(self, epoch: Epoch) -> None:
-        """Charge the epoch's accesses, then let every policy act at its end."""
+    def step(self, epoch: Epoch, accesses: float) -> None:
+        """Charge the epoch's ``accesses`` (their sum), then let every policy act at its end."""
         seconds, hits = access_cost(epoch, self.placement.node_of, self.tiers)
         self.access_s += seconds
         self.fast_hits += hits
         self.timeline.add(epoch.index, access_s=seconds, hits=hits,
-                          accesses=float(epoch.accesses.sum()))
+                          accesses=accesses)
         for policy in self.policies:
             policy.observe(epoch)
         for index, policy in enumerate(self.policies):

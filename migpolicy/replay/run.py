@@ -148,12 +148,15 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
     epochs = 0
     events = meta.events if options.max_events is None else options.max_events
     ahead = options.ahead if options.ahead is not None else worth_a_thread(events)
+    accesses = 0.0
     for epoch in (epochs_ahead(stream) if ahead else stream):
         epochs += 1
+        total = float(epoch.accesses.sum())
+        accesses += total
         if bounds is not None:
             bounds.add(epoch)
         for lane in lanes:
-            lane.step(epoch)
+            lane.step(epoch, total)
         while marks and epoch.start_ns + epoch.length_ns >= marks[-1][1]:
             done = marks.pop()[0]
             for lane in lanes:
@@ -168,7 +171,7 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
         "format": meta.source_format,
         "clock": meta.clock,
         "events": stream.events,
-        "accesses": stream.accesses,
+        "accesses": accesses,
         "epochs": epochs,
         "epoch": _epoch_text(epoch_ns, meta.clock),
         "epoch_ns": stream.epoch_ns,
@@ -184,11 +187,11 @@ def replay_many(trace: Trace, contexts: Sequence[Context],
                            "load_latency_ns": hw.nodes[tiers.slow]["load_latency_ns"]}},
         "initial": options.initial,
         "baseline_app_time_s": baseline_s,
-        "bound": None if bounds is None else _bounds(bounds, stream.accesses),
+        "bound": None if bounds is None else _bounds(bounds, accesses),
         "notes": _notes(meta.source_format, options.scale, meta.clock, hw),
         "provenance": _provenance(hw, (tiers.fast, tiers.slow)),
     }
-    return [ReplayResult({**common, **_lane_dict(lane, stream.accesses, baseline_s)},
+    return [ReplayResult({**common, **_lane_dict(lane, accesses, baseline_s)},
                          placement=lane.placement) for lane in lanes]
 
 
