@@ -159,8 +159,11 @@ def atomic_output(path: str | Path, mode: str = "wb", what: str = "output", *,
         raise InputError(f"{path}: cannot write the {what}: {exc.strerror or exc}") from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())
+        os.close(fd)
         encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as handle:
+        # opened by name: the handle's ``name`` says where it writes (the native trace writer
+        # spools beside it)
+        with open(tmp, mode, encoding=encoding) as handle:
             yield handle
         os.replace(tmp, path)
     except OSError as exc:  # a full disk, a file system gone read-only: still one sentence

@@ -21,6 +21,7 @@ import base64
 import contextlib
 import dataclasses
 import json
+import os
 import tempfile
 import zlib
 from collections.abc import Iterator
@@ -94,7 +95,8 @@ class NativeWriter:
     Call :meth:`write` per chunk and :meth:`close` once with the page table and
     the final metadata; the caller owns the file (use ``atomic_output``). The
     page table is complete only at the end, so the chunks are spooled to a
-    temporary file (Arrow IPC, LZ4: about the size of the trace) and the
+    temporary file beside the output (Arrow IPC, LZ4: about the size of the
+    trace) and the
     Parquet file is encoded once at :meth:`close`, each page renumbered by
     its address: a replay then reads the pages in its own (address) order and
     need not look every event's page up. The first-touch order goes into the
@@ -104,8 +106,12 @@ class NativeWriter:
     def __init__(self, handle: IO[bytes]) -> None:
         self._handle = handle
         self._writer: pq.ParquetWriter | None = None
-        with _spooling():
-            self._spool: IO[bytes] | None = tempfile.TemporaryFile(prefix="migpolicy-trace-")
+        #: Beside the output (which needs the room anyway) rather than in a /tmp that may be
+        #: memory; the system's temporary directory for a handle that is no file.
+        self._spool_dir = _directory_of(handle)
+        with _spooling(self._spool_dir):
+            self._spool: IO[bytes] | None = tempfile.TemporaryFile(prefix="migpolicy-trace-",
+                                                                   dir=self._spool_dir)
             self._spooled = pa.ipc.new_stream(self._spool, SCHEMA,
                                               options=pa.ipc.IpcWriteOptions(compression="lz4"))
 
@@ -118,13 +124,13 @@ class NativeWriter:
         batch = pa.RecordBatch.from_arrays(
             [pa.array(np.ascontiguousarray(events[field.name]), type=field.type)
              for field in SCHEMA], schema=SCHEMA)
-        with _spooling():
+        with _spooling(self._spool_dir):
             self._spooled.write_batch(batch)
 
     def close(self, page_numbers: np.ndarray, meta: TraceMeta) -> None:
         """Encode the spooled events with pages in address order; write the page table, the
         first-touch order and the metadata into the footer."""
-        with _spooling():
+        with _spooling(self._spool_dir):
             self._spooled.close()
         numbers = np.asarray(page_numbers, dtype=np.int64)
         order = np.argsort(numbers)  # address id → first-touch id (distinct numbers)
@@ -165,15 +171,21 @@ class NativeWriter:
                     closing.close()
 
 
+def _directory_of(handle: IO[bytes]) -> str | None:
+    """The directory of the file ``handle`` writes, or ``None`` when it is no named file."""
+    name = getattr(handle, "name", None)
+    return os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
+
+
 @contextlib.contextmanager
-def _spooling() -> Iterator[None]:
-    """A full or missing temporary directory while spooling is one sentence naming it."""
+def _spooling(directory: str | None) -> Iterator[None]:
+    """A full or missing directory while spooling is one sentence naming it."""
     try:
         yield
     except OSError as exc:
         raise InputError(f"cannot spool the trace to a temporary file in "
-                         f"{tempfile.gettempdir()}: {exc.strerror or exc}; it needs about the "
-                         "size of the trace (set TMPDIR to a directory with room)") from None
+                         f"{directory or tempfile.gettempdir()}: {exc.strerror or exc}; it "
+                         "needs about the size of the trace besides the trace itself") from None
 
 
 class NativeTrace:
