@@ -241,6 +241,9 @@ def run_workers(jobs: int, tuner: Tuner, storage: SharedStorage, study: optuna.S
         with ctrl_c_deferred():
             for proc in procs:
                 proc.start()
+        # connect again now, while the workers run, not when the summary needs the study:
+        # opening a connection takes about 0.1 s, all of it added to the run's end otherwise
+        storage.engine.connect().close()
         while any(proc.is_alive() for proc in procs):
             if on_progress is not None:
                 on_progress(*run_progress(study, run))
