@@ -85,7 +85,7 @@ def _encode_order(ids: np.ndarray) -> bytes:
 
 def _decode_order(text: bytes) -> np.ndarray:
     raw = zlib.decompress(base64.b64decode(text, validate=True))
-    return np.frombuffer(raw, dtype="<i4").astype(np.int64)
+    return np.frombuffer(raw, dtype="<i4")
 
 
 class NativeWriter:
@@ -255,9 +255,10 @@ class NativeTrace:
             raise InputError(f"{self.path}: corrupt migpolicy trace first-touch order: {exc}"
                              ) from None
         count = self.meta.distinct_pages
-        if len(order) != count or (count and (
-                order.min() < 0 or order.max() >= count
-                or np.bincount(order, minlength=count).max() > 1)):  # each page once: an order
+        seen = np.zeros(count, dtype=bool)
+        if len(order) == count and count and 0 <= order.min() and order.max() < count:
+            seen[order] = True  # each page once: an order
+        if not seen.all():
             raise InputError(f"{self.path}: corrupt migpolicy trace first-touch order: not an "
                              f"order of the {count} pages")
         return order
