@@ -96,11 +96,10 @@ class NativeWriter:
     the final metadata; the caller owns the file (use ``atomic_output``). The
     page table is complete only at the end, so the chunks are spooled to a
     temporary file beside the output (Arrow IPC, LZ4: about the size of the
-    trace) and the
-    Parquet file is encoded once at :meth:`close`, each page renumbered by
-    its address: a replay then reads the pages in its own (address) order and
-    need not look every event's page up. The first-touch order goes into the
-    footer.
+    trace) and the Parquet file is encoded once at :meth:`close`, each page
+    renumbered by its address: a replay then reads the pages in its own
+    (address) order and need not look every event's page up. The first-touch
+    order goes into the footer.
     """
 
     def __init__(self, handle: IO[bytes]) -> None:
@@ -215,7 +214,8 @@ class NativeTrace:
                              f"{self.meta.distinct_pages!r}, expected a count")
         self._table: bytes | None = kv[TABLE_KEY]
         self._numbers = np.empty(0, dtype=np.int64)
-        self._first_touch: bytes | None = kv.get(FIRST_TOUCH_KEY)
+        self._first_touch_text: bytes | None = kv.get(FIRST_TOUCH_KEY)
+        self._first_touch: np.ndarray | None = None
 
     @property
     def page_table(self) -> np.ndarray:
@@ -246,11 +246,12 @@ class NativeTrace:
     def first_touch(self) -> np.ndarray | None:
         """The dense page indices in the order the trace first touched them; ``None`` when
         that is their own order (a file written before pages were in address order, or a
-        trace that touched its pages in address order)."""
-        if self._first_touch is None:
-            return None
+        trace that touched its pages in address order). Decoded on first use, like the
+        page table."""
+        if self._first_touch is not None or self._first_touch_text is None:
+            return self._first_touch
         try:
-            order = _decode_order(self._first_touch)
+            order = _decode_order(self._first_touch_text)
         except (ValueError, zlib.error) as exc:
             raise InputError(f"{self.path}: corrupt migpolicy trace first-touch order: {exc}"
                              ) from None
@@ -261,6 +262,7 @@ class NativeTrace:
         if not seen.all():
             raise InputError(f"{self.path}: corrupt migpolicy trace first-touch order: not an "
                              f"order of the {count} pages")
+        self._first_touch, self._first_touch_text = order, None
         return order
 
     def chunks(self, events_per_chunk: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
