@@ -412,12 +412,29 @@ def print_table(combos: list[dict], seeds: int) -> None:
         if "model_within_target" in c:
             print(f"  model+pruning within {TARGET_GRID_FRACTION:.0%} of the grid: "
                   f"{'yes' if c['model_within_target'] else 'no'}")
+    totals = arm_totals(combos)
+    if totals:
+        print("\nsum over the traces x profiles of the medians (full replays / equiv): "
+              + "; ".join(f"{arm} {t['full']:g} / {t['equiv']:.1f}" for arm, t in totals.items()))
+        if "tpe" in totals and MODEL in totals and totals[MODEL]["full"] > 0:
+            print(f"plain TPE / model+pruning over all: "
+                  f"{totals['tpe']['full'] / totals[MODEL]['full']:.2f}x in full replays, "
+                  f"{totals['tpe']['equiv'] / totals[MODEL]['equiv']:.2f}x in replay work")
     if any("model_within_target" in c for c in combos):
         met = sum(c.get("model_within_target", False) for c in combos)
         halved = sum(c.get("model_halves_tpe", False) for c in combos)
         print(f"\ntargets: model+pruning within {TARGET_GRID_FRACTION:.0%} of the grid on "
               f"{met} of {len(combos)}; plain TPE's full replays halved on {halved} of "
               f"{len(combos)}")
+
+
+def arm_totals(combos: list[dict]) -> dict[str, dict[str, float]]:
+    """Arm → the sums over the combinations of its median full replays and replay-equivalents
+    (infinite where a median run did not reach the target)."""
+    arms = dict.fromkeys(arm for c in combos for arm in c["arms"])
+    return {arm: {"full": sum(c["arms"][arm]["median_full"] for c in combos),
+                  "equiv": sum(c["arms"][arm]["median_equiv"] for c in combos)}
+            for arm in arms if all(arm in c["arms"] for c in combos)}
 
 
 def _jsonable(value: Any) -> Any:
@@ -476,7 +493,8 @@ def main() -> None:
             "tolerance": TOLERANCE, "seeds": seeds, "events": EVENTS, "pages": PAGES,
             "interval_ns": INTERVAL_NS, "fast": OPTIONS.fast, "epoch_ns": OPTIONS.epoch_ns,
             "targets": {"grid_fraction": TARGET_GRID_FRACTION, "tpe_vs_model": TARGET_RATIO},
-            "wall_s": time.perf_counter() - start, "combos": combos}), indent=2))
+            "wall_s": time.perf_counter() - start, "totals": arm_totals(combos),
+            "combos": combos}), indent=2))
         return
     print_table(combos, seeds)
     print(f"\nwall {time.perf_counter() - start:.0f} s; grid cache {args.cache}")

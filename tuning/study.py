@@ -14,9 +14,9 @@ Fewer full replays for the same answer, three ways:
 * **prefix pruning**: every replay reports its objective so far
   ``prefix_steps`` times per trace (after 1/k, 2/k ... of its time span: the
   pricing is exact at those points, see :class:`~migpolicy.replay.ReplayOptions`),
-  and the pruner (:class:`~migpolicy.tuning.pruning.MarginPruner` by default)
-  stops a candidate that is already clearly worse than the median of the
-  finished ones at the same point;
+  and the pruner (:class:`~migpolicy.tuning.pruning.LeaderPruner` by default)
+  stops a candidate that already trails the best value reported at the same
+  point by more than a margin that narrows as the prefix grows;
 * **screening**: a learned model of the finished trials
   (:class:`~migpolicy.tuning.screening.Screener`) skips candidates it is
   confident are worse than the median, before any replay;
@@ -57,7 +57,7 @@ from migpolicy.hardware.registry import find_profile
 from migpolicy.replay import DEFAULT_POLICY, Checkpoint, ReplayOptions, page_ids, replay
 from migpolicy.traces import Trace
 from migpolicy.traces.resident import hold
-from migpolicy.tuning.pruning import MarginPruner
+from migpolicy.tuning.pruning import LeaderPruner
 from migpolicy.tuning.sampler import SnapshotTPESampler, trials_this_trial
 from migpolicy.tuning.screening import Screener, candidate_key, dominated
 from migpolicy.tuning.space import SearchSpace, build_space
@@ -133,7 +133,7 @@ class Tuner:
     options: ReplayOptions = field(default_factory=ReplayOptions)
     cpu_budget: float | None = None
     screening: bool = True
-    prefix_steps: int = 4
+    prefix_steps: int = 8
     seed: int = 0
     resident_bytes: int = RESIDENT_BYTES
 
@@ -419,7 +419,7 @@ def open_study(tuner: Tuner, name: str,
         study = optuna.create_study(
             storage=backend, study_name=name, directions=tuner.directions, load_if_exists=True,
             sampler=sampler,
-            pruner=pruner or MarginPruner(n_warmup_steps=tuner.prefix_steps // 2))
+            pruner=pruner or LeaderPruner(tuner.prefix_steps * len(tuner.traces)))
         attrs = study.user_attrs
         if "fingerprint" not in attrs:
             study.set_user_attr("fingerprint", fingerprint)

@@ -69,7 +69,7 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
 @click.option("--screen/--no-screen", default=True, show_default=True,
               help="Skip candidates a model learned from the finished trials (a random forest) "
                    "is confident are worse than their median.")
-@click.option("--prefix-steps", default=4, show_default=True, type=click.IntRange(min=1),
+@click.option("--prefix-steps", default=8, show_default=True, type=click.IntRange(min=1),
               metavar="K", help="Report each replay's objective to the pruner K times per trace "
                                 "(after 1/K, 2/K ... of it); 1: after each trace only.")
 @click.option("--storage", default=None, metavar="URL",
@@ -99,9 +99,11 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     Each trial picks a policy from the space the plugins declare (placement
     policy and its parameters, engine, workers, batch size ...) and replays
     every trace under it, summing the objective. Three things save replays:
-    a pruner stops a candidate already clearly worse than the others after a
-    quarter of a trace (--prefix-steps), a random forest trained on the
-    finished trials skips candidates it is sure are poor (--screen), and a
+    a pruner stops a candidate that trails the best one at the same point of
+    a trace by more than a margin (30% over the first quarter of the trace,
+    narrowing to 8% over its last quarter; --prefix-steps), a random forest
+    trained on the finished trials skips candidates it is sure are poor
+    (--screen), and a
     candidate equal to a finished one reuses its result. Every trial records
     its outcome: full, pruned, screened, cached or failed. The kernel default
     (numab+watermark, default parameters) is the first trial of a new study and

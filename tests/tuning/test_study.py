@@ -140,8 +140,8 @@ def test_everything_fixed_is_an_empty_space(traces):
 
 def _trials_after_interrupting_the_second_result(traces, tmp_path, interrupt) -> list:
     """The trials' states after ``interrupt()`` is called while the tuner stores its second
-    result (the tuner must stop as interrupted)."""
-    tuner = make_tuner(traces[:1])
+    result (the tuner must stop as interrupted; no prefix reports, so no trial is pruned)."""
+    tuner = make_tuner(traces[:1], prefix_steps=1)
     study = open_study(tuner, "s", f"sqlite:///{tmp_path / 's.db'}")
     storage = study._storage
     write = storage.set_trial_state_values
