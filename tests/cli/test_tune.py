@@ -91,7 +91,7 @@ def test_ctrl_c_keeps_the_completed_trials(migpolicy_exe, phases, tmp_path):
         time.sleep(0.3)
         try:
             study = optuna.load_study(study_name="migpolicy", storage=storage)
-            done = sum(t.state.is_finished() for t in study.trials)
+            done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
         except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet
             continue
     os.kill(proc.pid, signal.SIGINT)

@@ -121,7 +121,8 @@ def test_a_worker_with_another_space_is_refused_on_postgres(run_cli, phases, pos
 
 
 def two_jobs_past_four_trials(exe: str, trace: Path, url: str, name: str) -> subprocess.Popen:
-    """``tune --jobs 2`` of a long run in its own process group, once 4 trials have finished."""
+    """``tune --jobs 2`` of a long run in its own process group, once 4 trials have completed
+    (pruned ones do not count: the tests check that completed trials are kept)."""
     proc = subprocess.Popen([exe, "tune", str(trace), "--trials", "500", "--jobs", "2",
                              "--storage", url, "--study", name, "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -130,7 +131,7 @@ def two_jobs_past_four_trials(exe: str, trace: Path, url: str, name: str) -> sub
     while time.monotonic() < deadline and done < 4:
         time.sleep(0.3)
         try:
-            done = sum(t.state.is_finished() for t in load(url, name).trials)
+            done = sum(t.state == TrialState.COMPLETE for t in load(url, name).trials)
         except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet
             continue
     return proc
