@@ -69,23 +69,22 @@ SCHEMA_V1 = pa.schema([
 MAX_PAGES = 2**31
 
 
+def _pack(values: np.ndarray, dtype: str) -> bytes:
+    """``values`` as ``dtype`` (little-endian), zlib-compressed, as base64 text (a footer value)."""
+    return base64.b64encode(zlib.compress(values.astype(dtype).tobytes(), 6))
+
+
+def _unpack(text: bytes, dtype: str) -> np.ndarray:
+    """The array :func:`_pack` wrote (raises ``ValueError`` or ``zlib.error`` when corrupt)."""
+    return np.frombuffer(zlib.decompress(base64.b64decode(text, validate=True)), dtype=dtype)
+
+
 def _encode_table(numbers: np.ndarray) -> bytes:
-    deltas = np.diff(numbers.astype(np.int64), prepend=np.int64(0))
-    return base64.b64encode(zlib.compress(deltas.astype("<i8").tobytes(), 6))
+    return _pack(np.diff(numbers.astype(np.int64), prepend=np.int64(0)), "<i8")
 
 
 def _decode_table(text: bytes) -> np.ndarray:
-    raw = zlib.decompress(base64.b64decode(text, validate=True))
-    return np.cumsum(np.frombuffer(raw, dtype="<i8")).astype(np.int64)
-
-
-def _encode_order(ids: np.ndarray) -> bytes:
-    return base64.b64encode(zlib.compress(ids.astype("<i4").tobytes(), 6))
-
-
-def _decode_order(text: bytes) -> np.ndarray:
-    raw = zlib.decompress(base64.b64decode(text, validate=True))
-    return np.frombuffer(raw, dtype="<i4")
+    return np.cumsum(_unpack(text, "<i8")).astype(np.int64)
 
 
 class NativeWriter:
@@ -156,7 +155,7 @@ class NativeWriter:
         footer = {META_KEY: json.dumps(dataclasses.asdict(meta)).encode(),
                   TABLE_KEY: _encode_table(numbers[order])}
         if renumbered:
-            footer[FIRST_TOUCH_KEY] = _encode_order(address_id)
+            footer[FIRST_TOUCH_KEY] = _pack(address_id, "<i4")
         self._writer.add_key_value_metadata(footer)
         self._writer.close()
         self._spool.close()
@@ -251,7 +250,7 @@ class NativeTrace:
         if self._first_touch is not None or self._first_touch_text is None:
             return self._first_touch
         try:
-            order = _decode_order(self._first_touch_text)
+            order = _unpack(self._first_touch_text, "<i4")
         except (ValueError, zlib.error) as exc:
             raise InputError(f"{self.path}: corrupt migpolicy trace first-touch order: {exc}"
                              ) from None

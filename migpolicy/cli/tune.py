@@ -103,14 +103,13 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     a trace by more than a margin (30% over the first quarter of the trace,
     narrowing to 8% over its last quarter; --prefix-steps), a random forest
     trained on the finished trials skips candidates it is sure are poor
-    (--screen), and a
-    candidate equal to a finished one reuses its result. Every trial records
-    its outcome: full, pruned, screened, cached or failed. The kernel default
-    (numab+watermark, default parameters) is the first trial of a new study and
-    the baseline of `improvement_pct`. Traces that fit 1 GiB together are read
-    into memory once; larger ones stream. Trials are stored as they complete:
-    run the command again (or after Ctrl-C) to continue the study. Figures
-    are modelled, as for replay.
+    (--screen), and a candidate equal to a finished one reuses its result.
+    Every trial records its outcome: full, pruned, screened, cached or
+    failed. The kernel default (numab+watermark, default parameters) is the
+    first trial of a new study and the baseline of `improvement_pct`. Traces
+    that fit 1 GiB together are read into memory once; larger ones stream.
+    Trials are stored as they complete: run the command again (or after
+    Ctrl-C) to continue the study. Figures are modelled, as for replay.
 
     Workers: --jobs N runs N processes here; the same command with the same
     --storage postgresql://... and --study on other machines joins the run.
