@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from migpolicy.costs import CostColumns
 from migpolicy.folios import BatchPlan
 
 __all__ = ["Accounting", "IsolateResult", "Quote"]
@@ -21,7 +22,11 @@ Quote = Callable[[BatchPlan, str], np.ndarray]
 
 @dataclass(frozen=True)
 class IsolateResult:
-    """What the isolate stage returns: one cost row per folio, and which were isolated."""
+    """What the isolate stage returns: one cost row per folio, and which were isolated.
 
-    costs: np.ndarray
+    ``costs`` are :data:`~migpolicy.costs.COST_DTYPE` rows or
+    :class:`~migpolicy.costs.CostColumns` standing for them.
+    """
+
+    costs: np.ndarray | CostColumns
     isolated: np.ndarray

@@ -17,7 +17,8 @@ arguments and answers are the types here:
 * traces: :data:`EVENT_DTYPE` (one row per trace event), the ``OP_*`` codes,
   :class:`TraceFormat`, :class:`TraceGenerator`, :class:`TraceMeta`,
   :class:`TraceOption`, :class:`TraceSource` and :func:`empty_events`;
-* helpers every stage plugin needs: :func:`zero_costs`,
+* helpers every stage plugin needs: :func:`zero_costs`, :func:`cost_rows`,
+  :func:`cost_columns` (per-folio costs by field, :class:`CostColumns`),
   :func:`page_table_entries`, :func:`consecutive_batches`, and
   :data:`hookimpl` to mark implementations.
 """
@@ -25,7 +26,7 @@ arguments and answers are the types here:
 from __future__ import annotations
 
 from migpolicy.answers import Accounting, IsolateResult, Quote
-from migpolicy.costs import COST_DTYPE, CostTotals, zero_costs
+from migpolicy.costs import COST_DTYPE, CostColumns, CostTotals, cost_columns, cost_rows, zero_costs
 from migpolicy.engines import CopyEngine, Executor
 from migpolicy.errors import ConfigError, InputError, PluginError
 from migpolicy.folios import (
@@ -91,6 +92,7 @@ __all__ = [
     "BatchPlan",
     "ConfigError",
     "CopyEngine",
+    "CostColumns",
     "CostTotals",
     "Epoch",
     "Executor",
@@ -112,6 +114,8 @@ __all__ = [
     "TraceOption",
     "TraceSource",
     "consecutive_batches",
+    "cost_columns",
+    "cost_rows",
     "empty_events",
     "empty_requests",
     "hookimpl",

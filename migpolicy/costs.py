@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-__all__ = ["COST_DTYPE", "CostTotals", "zero_costs"]
+__all__ = ["COST_DTYPE", "CostColumns", "CostTotals", "cost_columns", "cost_rows", "cost_words",
+           "zero_costs"]
 
 COST_DTYPE = np.dtype(
     [
@@ -32,9 +33,96 @@ COST_DTYPE = np.dtype(
 )
 
 
+#: The seconds fields come first and the counts last, all 8 bytes wide: the
+#: compiled loops read a cost array as float64 and int64 words (:func:`cost_words`).
+assert [COST_DTYPE.fields[name][0] for name in COST_DTYPE.names] == [np.dtype(np.float64)] * 4 + [
+    np.dtype(np.int64)] * 4
+
+
 def zero_costs(n: int) -> np.ndarray:
     """Return ``n`` zeroed cost rows."""
     return np.zeros(n, dtype=COST_DTYPE)
+
+
+def cost_rows(n: int, **columns: np.ndarray | float | int) -> np.ndarray:
+    """``n`` cost rows with the given fields (an array of ``n`` values, or one for every row).
+
+    Fields not given are zero.
+    """
+    rows = zero_costs(n)
+    for name, values in cost_columns(n, **columns).given.items():
+        rows[name] = values
+    return rows
+
+
+class CostColumns:
+    """Cost rows kept by field: per field an array of one value per row, or one value for all.
+
+    What an isolate plugin may return instead of :data:`COST_DTYPE` rows: a
+    per-folio cost is usually one or two arrays (the time, also the CPU
+    time) and constants (one folio each, no retries), and 64-byte rows for
+    a million folios cost more to write and read than the pricing itself.
+    Made by :func:`cost_columns`; ``costs[name]`` reads a field as an array
+    of ``len(costs)`` values, as it does on rows, and ``np.asarray(costs)``
+    makes the rows.
+    """
+
+    __slots__ = ("given", "n")
+
+    def __init__(self, n: int, given: dict[str, np.ndarray | float | int]) -> None:
+        self.n, self.given = n, given
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> CostColumns:
+        """The fields of :data:`COST_DTYPE` rows, as (strided) columns."""
+        return cls(len(rows), {name: rows[name] for name in COST_DTYPE.names})
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        value = self.given.get(name, 0)
+        if isinstance(value, np.ndarray):
+            return value
+        return np.broadcast_to(np.asarray(value, dtype=COST_DTYPE[name]), (self.n,))
+
+    def constant(self, name: str) -> float | int | None:
+        """The value of field ``name`` in every row, or ``None`` when it varies by row."""
+        value = self.given.get(name, 0)
+        return None if isinstance(value, np.ndarray) else value
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        rows = zero_costs(self.n)
+        for name, values in self.given.items():
+            rows[name] = values
+        return rows if dtype is None else rows.astype(dtype)
+
+
+def cost_columns(n: int, **columns: np.ndarray | float | int) -> CostColumns:
+    """Cost rows by field: each given field an array of ``n`` values or one value for every row.
+
+    Fields not given are zero; arrays are kept, not copied, when they have
+    the field's type (float64 seconds, int64 counts).
+    """
+    given: dict[str, np.ndarray | float | int] = {}
+    for name, values in columns.items():
+        if name not in COST_DTYPE.names:
+            raise TypeError(f"cost rows have no field {name!r}")
+        kind = COST_DTYPE[name]
+        if np.ndim(values) == 0:
+            given[name] = float(values) if kind.kind == "f" else int(values)
+            continue
+        values = np.asarray(values, dtype=kind)
+        if values.shape != (n,):
+            raise ValueError(f"cost field {name} has shape {values.shape} for {n} rows")
+        given[name] = values
+    return CostColumns(n, given)
+
+
+def cost_words(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A contiguous cost array as ``(n, 8)`` float64 and int64 views of its words."""
+    words = np.ascontiguousarray(costs).view(np.uint64).reshape(len(costs), 8)
+    return words.view(np.float64), words.view(np.int64)
 
 
 @dataclass
@@ -51,8 +139,8 @@ class CostTotals:
     retries: int = 0
 
     @classmethod
-    def of(cls, costs: np.ndarray) -> CostTotals:
-        """Sum a cost array into totals."""
+    def of(cls, costs: np.ndarray | CostColumns) -> CostTotals:
+        """Sum cost rows (an array, or :class:`CostColumns`) into totals."""
         columns = _columns(costs)
         return cls(**{name: kind(columns[name].sum()) for name, kind in _KINDS})
 
@@ -74,22 +162,19 @@ _KINDS = tuple((f.name, float if f.type == "float" else int) for f in fields(Cos
 
 #: Rows of a long cost array transposed at a time by :func:`_columns` (fits in L2).
 _BLOCK = 16384
-#: :func:`_columns` reads cost rows as 8-byte words; true while every field is 8 bytes wide.
-_WORD_FIELDS = all(dtype.itemsize == 8 and offset % 8 == 0
-                   for dtype, offset in COST_DTYPE.fields.values())
 
 
-def _columns(costs: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+def _columns(costs: np.ndarray | CostColumns) -> np.ndarray | CostColumns | dict[str, np.ndarray]:
     """The fields of ``costs`` as columns to sum, read once rather than once per field.
 
     Summing a field of a long structured array walks the whole array each
     time; for a long per-folio array this copies the fields into contiguous
     columns a cache-sized block at a time first. A contiguous column sums to
     exactly what its strided view does (the same pairwise summation), so the
-    totals are bit-identical. Short arrays are returned as they are.
+    totals are bit-identical. Short arrays, and cost columns, are returned as they are.
     """
     n = len(costs)
-    if n <= _BLOCK or not (_WORD_FIELDS and costs.flags.c_contiguous):
+    if n <= _BLOCK or isinstance(costs, CostColumns) or not costs.flags.c_contiguous:
         return costs
     words = costs.view(np.uint64).reshape(n, COST_DTYPE.itemsize // 8)
     columns = np.empty(words.shape[::-1], dtype=np.uint64)

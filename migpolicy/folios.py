@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from migpolicy.compiled import pricing_kernels, use_compiled
+
 __all__ = [
     "ASYNC_REASONS",
     "BUSY",
@@ -133,14 +135,21 @@ def make_folios(
     return folios
 
 
-def page_table_entries(folios: np.ndarray, base_page: int) -> np.ndarray:
+def page_table_entries(folios: np.ndarray, base_page: int, *, mappings: bool = False
+                       ) -> np.ndarray:
     """Return, per folio, the page-table entries one mapping of it uses.
 
     A PMD-mapped folio uses one entry; any other folio one PTE per base page.
-    Unmapping and remapping cost grows with this number.
+    Unmapping and remapping cost grows with this number. With ``mappings``,
+    the entries of all its mappings: times its ``mapcount`` (at least one).
     """
+    power = base_page > 0 and base_page & (base_page - 1) == 0
+    if use_compiled(len(folios)):
+        return pricing_kernels().page_table_entries(
+            folios["size"], folios["flags"], folios["mapcount"], mappings,
+            int(base_page).bit_length() - 1 if power else -1, int(base_page), PMD_MAPPED)
     size = folios["size"]
-    if base_page > 0 and base_page & (base_page - 1) == 0:
+    if power:
         ptes = size >> (int(base_page).bit_length() - 1)  # exact, and faster than division
     else:
         ptes = size // base_page
@@ -148,6 +157,8 @@ def page_table_entries(folios: np.ndarray, base_page: int) -> np.ndarray:
     pmd = (folios["flags"] & PMD_MAPPED) != 0
     if pmd.any():
         ptes[pmd] = 1
+    if mappings and folios["mapcount"].max(initial=1) > 1:
+        ptes *= np.maximum(folios["mapcount"], 1)
     return ptes
 
 
@@ -162,6 +173,9 @@ def consecutive_batches(folios: np.ndarray, max_folios: int) -> np.ndarray:
     n = len(folios)
     if n == 0:
         return np.zeros(1, dtype=np.int64)
+    if use_compiled(n):
+        return pricing_kernels().consecutive_batches(folios["epoch"], folios["src"], folios["dst"],
+                                                   folios["reason"], int(max_folios))
     epoch = folios["epoch"]
     change = epoch[1:] != epoch[:-1]
     for column in ("src", "dst", "reason"):
@@ -210,8 +224,11 @@ class BatchPlan:
 
     def per_batch(self, values: np.ndarray) -> np.ndarray:
         """Sum a per-folio array within each batch."""
+        values = np.asarray(values)
         if self.n_batches == 0:
-            return np.zeros(0, dtype=np.asarray(values).dtype)
+            return np.zeros(0, dtype=values.dtype)
+        if use_compiled(len(values)) and values.dtype in (np.float64, np.int64):
+                return pricing_kernels().sum_runs(values, self.bounds[:-1])
         return np.add.reduceat(values, self.bounds[:-1])
 
     @property

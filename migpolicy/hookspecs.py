@@ -166,7 +166,8 @@ def migpolicy_isolate(
     :param hw: the hardware profile pricing this run.
     :param params: resolved policy parameters.
     :returns: an :class:`migpolicy.contract.IsolateResult`: one cost row per
-        folio (``COST_DTYPE``) and a mask of the folios that were isolated
+        folio (``COST_DTYPE`` rows, or :func:`~migpolicy.contract.cost_columns`
+        standing for them) and a mask of the folios that were isolated
         (pinned folios fail; busy ones are retried and may succeed).
 
     firstresult; the kernel default is ``trylast``. Called first, once per

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,8 @@ import numpy as np
 import pluggy
 
 from migpolicy.answers import Accounting, IsolateResult, Quote
-from migpolicy.costs import COST_DTYPE, CostTotals, zero_costs
+from migpolicy.compiled import pricing_kernels, use_compiled
+from migpolicy.costs import COST_DTYPE, CostColumns, CostTotals, cost_words, zero_costs
 from migpolicy.engines import CopyEngine
 from migpolicy.errors import InputError, PluginError
 from migpolicy.folios import FAILED, RESULT_DTYPE, BatchPlan, Reason, make_folios
@@ -163,6 +164,20 @@ class Report:
         )
 
 
+def _folio_costs(costs: Any, n: int) -> CostColumns:
+    """The isolate stage's per-folio costs, as columns (rows are read by field)."""
+    if isinstance(costs, CostColumns):
+        if len(costs) != n:
+            raise PluginError(f"hook migpolicy_isolate must return {n} cost rows, got "
+                              f"cost columns of {len(costs)}")
+        return costs
+    if not isinstance(costs, np.ndarray) or costs.dtype != COST_DTYPE or len(costs) != n:
+        got = getattr(costs, "shape", type(costs).__name__)
+        raise PluginError(f"hook migpolicy_isolate must return {n} cost rows of COST_DTYPE "
+                          f"or cost_columns of {n} rows, got {got}")
+    return CostColumns.of(costs)
+
+
 def _checked(costs: Any, n: int, hook: str) -> np.ndarray:
     if not isinstance(costs, np.ndarray) or costs.dtype != COST_DTYPE or len(costs) != n:
         got = getattr(costs, "shape", type(costs).__name__)
@@ -207,16 +222,26 @@ class _Stages:
         return _checked(priced, batches.n_batches, "migpolicy_copy")
 
 
-def _check_request(folios: np.ndarray, hw: Profile) -> None:
-    """The folios are in epoch order and move between nodes the profile has."""
+def _check_request(folios: np.ndarray, hw: Profile) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check that the folios are in epoch order, on the profile's nodes.
+
+    Returns where each epoch's folios begin and, from the compiled check,
+    every place a batch must end (where the epoch or the node pair changes).
+    """
     epoch = folios["epoch"]
+    nodes = np.fromiter(hw.nodes, dtype=np.int64)
+    if use_compiled(len(folios)):
+        known = np.zeros(int(nodes.max(initial=0)) + 1, dtype=bool)
+        known[nodes[nodes >= 0]] = True
+        found = pricing_kernels().request_epochs(epoch, folios["src"], folios["dst"], known)
+        if found is not None:
+            return found
     if len(epoch) > 1:
         back = np.flatnonzero(epoch[1:] < epoch[:-1])
         if len(back):
             i = int(back[0]) + 1
             raise InputError(f"folio {i} belongs to epoch {int(epoch[i])} after a folio of epoch "
                              f"{int(epoch[i - 1])}; folios must be in epoch order")
-    nodes = np.fromiter(hw.nodes, dtype=np.int64)
     for column in ("src", "dst"):
         unknown = ~np.isin(folios[column], nodes)
         if unknown.any():
@@ -224,13 +249,24 @@ def _check_request(folios: np.ndarray, hw: Profile) -> None:
             raise InputError(f"folio {i} has {column} node {int(folios[column][i])}, which "
                              f"profile {hw.name} does not have (nodes: "
                              f"{', '.join(map(str, sorted(hw.nodes)))})")
+    return _run_starts(epoch), None
 
 
-def _check_batches(plan: BatchPlan) -> None:
-    """Every batch lies within one epoch and between one pair of nodes."""
+def _check_batches(plan: BatchPlan, cuts: np.ndarray | None) -> None:
+    """Every batch lies within one epoch and between one pair of nodes.
+
+    ``cuts``, where the plan's folios change epoch or node pair, makes that
+    a walk over the bounds.
+    """
     if plan.n_batches == 0:
         return
     folios, first, last = plan.folios, plan.bounds[:-1], plan.bounds[1:] - 1
+    if use_compiled(len(folios)):
+        kernels = pricing_kernels()
+        if (kernels.cuts_are_bounds(cuts, plan.bounds) if cuts is not None
+                else kernels.batches_fit(folios["epoch"], folios["src"], folios["dst"],
+                                         plan.bounds)):
+            return
     if np.any(folios["epoch"][first] != folios["epoch"][last]):
         raise PluginError("hook migpolicy_batch formed a batch spanning two epochs")
     for column in ("src", "dst"):
@@ -257,13 +293,13 @@ def run_pipeline(
     come from :class:`migpolicy.context.Context`; they are looked up or made
     fresh when omitted.
     """
-    _check_request(folios, hw)
+    epoch_starts, cuts = _check_request(folios, hw)
     stages_run = _Stages(pm, hw, params, {} if cache is None else cache)
     engines = copy_engines(pm) if engines is None else engines
     iso = stages_run.call("isolate", "migpolicy_isolate", folios=folios)
     if not isinstance(iso, IsolateResult):
         raise PluginError("hook migpolicy_isolate must return an IsolateResult")
-    iso_costs = _checked(iso.costs, len(folios), "migpolicy_isolate")
+    iso_costs = _folio_costs(iso.costs, len(folios))
     isolated = np.asarray(iso.isolated, dtype=bool)
     everything = isolated.all()
     moved = folios if everything else folios[isolated]
@@ -273,7 +309,7 @@ def run_pipeline(
         raise PluginError("hook migpolicy_batch must return a BatchPlan holding every folio")
     if plan.folios is not moved and not np.array_equal(plan.folios, moved):
         raise PluginError("hook migpolicy_batch must keep the folios in the order given")
-    _check_batches(plan)
+    _check_batches(plan, cuts if everything else None)
     batch_costs = _checked(plan.overhead, plan.n_batches, "migpolicy_batch")
 
     copy_costs = zero_costs(plan.n_batches)
@@ -294,7 +330,7 @@ def run_pipeline(
         "migpolicy_remap",
     )
     batch_level = (batch_costs, copy_costs, remap_costs)
-    priced = _Priced(folios, iso_costs, isolated, plan, batch_level)
+    priced = _Priced(folios, epoch_starts, iso_costs, isolated, plan, batch_level)
     epoch_stages = {"isolate": priced.per_epoch_of_folios(iso_costs),
                     "batch": priced.per_epoch_of_batches(batch_costs),
                     "copy": priced.per_epoch_of_batches(copy_costs),
@@ -332,10 +368,23 @@ _SPLIT = tuple(name for name in _FIELDS if name not in ("bytes", "folios"))
 def _sum_runs(costs: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Cost rows summed over contiguous runs beginning at ``starts`` (ascending, non-empty)."""
     out = zero_costs(len(starts))
-    if len(starts):
-        for name in _FIELDS:
-            out[name] = np.add.reduceat(costs[name], starts)
+    if not len(starts):
+        return out
+    if use_compiled(len(costs)):
+        pricing_kernels().sum_cost_runs(*cost_words(costs), starts, *cost_words(out))
+        return out
+    for name in _FIELDS:
+        out[name] = np.add.reduceat(costs[name], starts)
     return out
+
+
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """Where each run of equal ``values`` begins (0 first); empty for no values."""
+    if use_compiled(len(values)):
+        return pricing_kernels().run_starts(values)
+    if not len(values):
+        return np.zeros(0, np.int64)
+    return np.concatenate(([0], np.flatnonzero(values[1:] != values[:-1]) + 1))
 
 
 class _Priced:
@@ -346,19 +395,17 @@ class _Priced:
     per-epoch tenant splits are computed only when a caller asks for them.
     """
 
-    def __init__(self, folios: np.ndarray, iso_costs: np.ndarray, isolated: np.ndarray,
-                 plan: BatchPlan, batch_level: tuple[np.ndarray, ...]) -> None:
+    def __init__(self, folios: np.ndarray, epoch_starts: np.ndarray, iso_costs: CostColumns,
+                 isolated: np.ndarray, plan: BatchPlan, batch_level: tuple[np.ndarray, ...]
+                 ) -> None:
         # the lazy sums read only copies: the caller may reuse its arrays once priced
         self.tenants = folios["tenant"].copy()
         self.moved_size = plan.folios["size"].copy()
         plan.nbytes  # noqa: B018 -- cached now, from the folios as they are
         self.iso_costs, self.isolated = iso_costs, isolated
         self.plan, self.batch_level = plan, batch_level
-        epoch = folios["epoch"]
-        n = len(epoch)
-        change = np.flatnonzero(epoch[1:] != epoch[:-1]) + 1 if n else np.zeros(0, np.int64)
-        self.folio_starts = np.concatenate(([0], change)) if n else change
-        self.epoch_ids = epoch[self.folio_starts]
+        self.folio_starts = epoch_starts
+        self.epoch_ids = folios["epoch"][epoch_starts]
         first = plan.folios["epoch"][plan.bounds[:-1]]
         self.batch_row = np.searchsorted(self.epoch_ids, first)
 
@@ -366,9 +413,24 @@ class _Priced:
     def n_epochs(self) -> int:
         return len(self.epoch_ids)
 
-    def per_epoch_of_folios(self, costs: np.ndarray) -> np.ndarray:
-        """Per-folio cost rows summed per epoch."""
-        return _sum_runs(costs, self.folio_starts)
+    def per_epoch_of_folios(self, costs: CostColumns) -> np.ndarray:
+        """Per-folio costs summed per epoch, as cost rows."""
+        starts = self.folio_starts
+        out = zero_costs(len(starts))
+        if not len(starts):
+            return out
+        compiled = use_compiled(len(costs))
+        lengths = np.diff(np.append(starts, len(costs)))
+        for name in _FIELDS:
+            value = costs.constant(name)
+            if isinstance(value, int):  # a count, the same in every row: exact
+                out[name] = value * lengths
+        varying = [name for name in _FIELDS if not isinstance(costs.constant(name), int)]
+        for name, sums in _by_column(costs, varying, lambda column: (
+                pricing_kernels().sum_runs(column, starts) if compiled
+                else np.add.reduceat(column, starts))).items():
+            out[name] = sums
+        return out
 
     def per_epoch_of_batches(self, costs: np.ndarray, mask: np.ndarray | None = None
                              ) -> np.ndarray:
@@ -379,7 +441,7 @@ class _Priced:
         out = zero_costs(self.n_epochs)
         if len(rows) == 0:
             return out
-        starts = np.concatenate(([0], np.flatnonzero(rows[1:] != rows[:-1]) + 1))
+        starts = _run_starts(rows)
         out[rows[starts]] = _sum_runs(costs, starts)
         return out
 
@@ -392,42 +454,34 @@ class _Priced:
             only = sum(stages.values(), CostTotals())
             only.bytes, only.folios = stages["copy"].bytes, stages["copy"].folios
             return {int(tenants[0]): only}
-        return {tenant: CostTotals.of(rows)
-                for tenant, rows in self._split(np.zeros(len(tenants), np.int64), 1).items()}
+        totals = self._split(np.zeros(1, np.int64), np.zeros(self.plan.n_batches, np.int64))
+        return {tenant: CostTotals.of(rows) for tenant, rows in totals.items()}
 
     def per_epoch_tenants(self) -> dict[int, np.ndarray]:
         """Tenant → one cost row per epoch."""
-        epoch_of_folio = np.repeat(np.arange(self.n_epochs),
-                                   np.diff(np.append(self.folio_starts, len(self.tenants))))
-        return self._split(epoch_of_folio, self.n_epochs)
+        return self._split(self.folio_starts, self.batch_row)
 
-    def _split(self, group_of_folio: np.ndarray, n_groups: int) -> dict[int, np.ndarray]:
+    def _split(self, group_starts: np.ndarray, batch_group: np.ndarray
+               ) -> dict[int, np.ndarray]:
         """Every cost split among the tenants owning the folios, per group, by bytes.
 
         Folio-level (isolate) costs go to the folio's tenant; batch-level costs
         are shared by the tenants in the batch by their bytes in it; ``bytes``
-        and ``folios`` count what each tenant moved. ``group_of_folio`` maps
-        each folio to a group (its epoch row, or 0 for totals).
+        and ``folios`` count what each tenant moved. Groups are runs of folios
+        beginning at ``group_starts`` (the epochs, or one run for totals);
+        ``batch_group`` is each batch's group.
         """
         plan, tenants = self.plan, self.tenants
         if len(tenants) == 0:
             return {}
-        ids, inverse = _tenant_index(tenants)
-        nt = len(ids)
-        cells = n_groups * nt
+        index = _Tenants.of(tenants)
+        ids, nt = index.ids, len(index.ids)
+        cells = len(group_starts) * nt
         out = zero_costs(cells)
-        folio_cell = group_of_folio * nt + inverse
-        for name in _SPLIT:
-            column = self.iso_costs[name]
-            if column.any():  # most folio-level columns are zero (no engine, no retries)
-                out[name] = np.bincount(folio_cell, weights=column, minlength=cells)
+        folio_sums, owned, count = self._folio_sums(group_starts, index)
+        for k, name in enumerate(_SPLIT):
+            out[name] = folio_sums[:, k]
         if plan.n_batches:
-            every = len(self.moved_size) == len(tenants)
-            batch_group = (group_of_folio if every else group_of_folio[self.isolated])[
-                plan.bounds[:-1]]
-            cell = plan.batch_of_folio() * nt + (inverse if every else inverse[self.isolated])
-            owned = np.bincount(cell, weights=self.moved_size, minlength=plan.n_batches * nt)
-            count = np.bincount(cell, minlength=plan.n_batches * nt)
             fraction = owned.reshape(plan.n_batches, nt) / np.maximum(plan.nbytes, 1)[:, None]
             batch_cells = (batch_group[:, None] * nt + np.arange(nt)[None, :]).ravel()
             for name in _SPLIT:
@@ -438,6 +492,42 @@ class _Priced:
             out["bytes"] = np.bincount(batch_cells, weights=owned, minlength=cells)
             out["folios"] = np.bincount(batch_cells, weights=count, minlength=cells)
         return {int(tenant): out[i::nt].copy() for i, tenant in enumerate(ids)}
+
+    def _folio_sums(self, group_starts: np.ndarray, tenants: _Tenants
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The per-folio sums of :meth:`_split`, in folio order.
+
+        Returns per cell (``group * nt + tenant``) the folio-level costs of
+        ``_SPLIT`` as float64 columns, and per ``batch * nt + tenant`` the
+        bytes (float64) and folios each tenant has in each batch.
+        """
+        plan, n, nt = self.plan, len(tenants.key), len(tenants.ids)
+        cells = len(group_starts) * nt
+        sums = np.zeros((cells, len(_SPLIT)))
+        if use_compiled(n):
+            kernels = pricing_kernels()
+            key, low, position = tenants.key, tenants.low, tenants.position
+            by_column = _by_column(self.iso_costs, _SPLIT, lambda column: kernels.cell_sums(
+                column, group_starts, key, low, position, nt, cells))
+            for k, name in enumerate(_SPLIT):
+                if name in by_column:
+                    sums[:, k] = by_column[name]
+            owned, count = kernels.batch_tenant_bytes(key, low, position, nt, self.isolated,
+                                                      plan.bounds, self.moved_size)
+            return sums, owned, count
+        group_of_folio = np.repeat(np.arange(len(group_starts)),
+                                   np.diff(np.append(group_starts, n)))
+        inverse = tenants.inverse()
+        folio_cell = group_of_folio * nt + inverse
+        for k, name in enumerate(_SPLIT):
+            column = self.iso_costs[name]
+            if column.any():  # most folio-level columns are zero (no engine, no retries)
+                sums[:, k] = np.bincount(folio_cell, weights=column, minlength=cells)
+        every = len(self.moved_size) == n
+        cell = plan.batch_of_folio() * nt + (inverse if every else inverse[self.isolated])
+        owned = np.bincount(cell, weights=self.moved_size, minlength=plan.n_batches * nt)
+        count = np.bincount(cell, minlength=plan.n_batches * nt)
+        return sums, owned, count
 
     def results(self) -> np.ndarray:
         """Per folio: moved or failed, retries, and when it completed within its epoch.
@@ -469,19 +559,57 @@ class _Priced:
         return out
 
 
-def _tenant_index(tenants: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct tenant ids (ascending) and, per folio, the position of its tenant.
+def _by_column(costs: CostColumns, names: Sequence[str],
+               reduce: Callable[[np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
+    """``reduce`` of each field in ``names`` that is not zero in every row.
 
-    Tenant ids are cgroup ids, usually a small range: counted directly then,
-    sorted only when the range is wide.
+    A field that shares its array with another (the CPU time that is the
+    wall time) is reduced once.
     """
-    low, high = int(tenants.min()), int(tenants.max())
-    if high - low > 4 * len(tenants) + 1024:
-        return np.unique(tenants, return_inverse=True)
-    offset = tenants - low
-    present = np.bincount(offset, minlength=high - low + 1) > 0
-    position = np.cumsum(present) - 1
-    return np.flatnonzero(present) + low, position[offset]
+    out: dict[str, np.ndarray] = {}
+    done: dict[int, np.ndarray] = {}
+    for name in names:
+        if costs.constant(name) == 0:
+            continue
+        column = costs[name]
+        key = id(costs.given.get(name))
+        if key not in done:
+            done[key] = reduce(column)
+        out[name] = done[key]
+    return out
+
+
+@dataclass(frozen=True)
+class _Tenants:
+    """The distinct tenants of a run's folios (``ids``, ascending) and each folio's position.
+
+    Folio ``i``'s tenant is ``ids[position[key[i] - low]]``. Tenant ids are
+    cgroup ids, usually a narrow range: then ``key`` is the folios' tenant
+    ids and ``position`` a table over the range. Ids spread wide are sorted
+    instead: ``key`` holds the positions, ``low`` is 0 and ``position`` the
+    identity.
+    """
+
+    ids: np.ndarray
+    key: np.ndarray
+    low: int
+    position: np.ndarray
+
+    @classmethod
+    def of(cls, tenants: np.ndarray) -> _Tenants:
+        low, high = int(tenants.min()), int(tenants.max())
+        if high - low > 4 * len(tenants) + 1024:
+            ids, inverse = np.unique(tenants, return_inverse=True)
+            return cls(ids, inverse, 0, np.arange(len(ids)))
+        if use_compiled(len(tenants)):
+            ids, position = pricing_kernels().tenant_table(tenants, low, high)
+            return cls(ids, tenants, low, position)
+        present = np.bincount(tenants - low, minlength=high - low + 1) > 0
+        return cls(np.flatnonzero(present) + low, tenants, low, np.cumsum(present) - 1)
+
+    def inverse(self) -> np.ndarray:
+        """Per folio, the position of its tenant in ``ids``."""
+        return self.position[self.key - self.low]
 
 
 def _within_groups(group: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from migpolicy.contract import BatchPlan, zero_costs
+from migpolicy.contract import BatchPlan
+from migpolicy.contract import cost_rows as _rows
 
 __all__ = ["batch_nodes", "cost_rows", "ns"]
 
@@ -20,14 +21,8 @@ def cost_rows(
     worker_s: np.ndarray | float = 0.0,
 ) -> np.ndarray:
     """One cost row per batch with the batch's bytes and folio count filled in."""
-    rows = zero_costs(batches.n_batches)
-    rows["wall_s"] = wall_s
-    rows["cpu_s"] = cpu_s
-    rows["engine_s"] = engine_s
-    rows["worker_s"] = worker_s
-    rows["bytes"] = batches.nbytes
-    rows["folios"] = batches.nfolios
-    return rows
+    return _rows(batches.n_batches, wall_s=wall_s, cpu_s=cpu_s, engine_s=engine_s,
+                 worker_s=worker_s, bytes=batches.nbytes, folios=batches.nfolios)
 
 
 def batch_nodes(batches: BatchPlan) -> list[tuple[np.ndarray, int, int]]:

@@ -17,9 +17,9 @@ from migpolicy.contract import (
     IsolateResult,
     NoKernelEquivalent,
     Parameter,
+    cost_columns,
     hookimpl,
     page_table_entries,
-    zero_costs,
 )
 
 from ._pricing import ns
@@ -37,27 +37,21 @@ def migpolicy_parameters():
 
 @hookimpl(trylast=True)
 def migpolicy_isolate(folios, hw, params):
-    costs = zero_costs(len(folios))
-    ptes = page_table_entries(folios, hw.base_page)
-    if folios["mapcount"].max(initial=1) > 1:
-        ptes = ptes * np.maximum(folios["mapcount"], 1)
+    n = len(folios)
+    ptes = page_table_entries(folios, hw.base_page, mappings=True)
     wall = hw.p("stages.isolate.folio_ns") * ns + (hw.p("stages.isolate.pte_ns") * ns) * ptes
-    costs["folios"] = 1
-    isolated = np.ones(len(folios), dtype=bool)
-    if folios["flags"].max(initial=0) & (PINNED | BUSY):
-        max_retries = int(hw.p("stages.isolate.max_retries"))
-        pinned = (folios["flags"] & PINNED) != 0
-        busy = ((folios["flags"] & BUSY) != 0) & ~pinned
-        needed = int(params["isolate.busy_retries"])
-        retries = np.where(pinned, max_retries, np.where(busy, min(needed, max_retries), 0))
-        failed = pinned | (busy & (needed > max_retries))
-        wall = wall + retries * (hw.p("stages.isolate.retry_ns") * ns)
-        costs["retries"] = retries
-        costs["failures"] = failed
-        isolated = ~failed
-    costs["wall_s"] = wall
-    costs["cpu_s"] = wall
-    return IsolateResult(costs=costs, isolated=isolated)
+    if not folios["flags"].max(initial=0) & (PINNED | BUSY):
+        return IsolateResult(costs=cost_columns(n, wall_s=wall, cpu_s=wall, folios=1),
+                             isolated=np.ones(n, dtype=bool))
+    max_retries = int(hw.p("stages.isolate.max_retries"))
+    pinned = (folios["flags"] & PINNED) != 0
+    busy = ((folios["flags"] & BUSY) != 0) & ~pinned
+    needed = int(params["isolate.busy_retries"])
+    retries = np.where(pinned, max_retries, np.where(busy, min(needed, max_retries), 0))
+    failed = pinned | (busy & (needed > max_retries))
+    wall = wall + retries * (hw.p("stages.isolate.retry_ns") * ns)
+    costs = cost_columns(n, wall_s=wall, cpu_s=wall, folios=1, retries=retries, failures=failed)
+    return IsolateResult(costs=costs, isolated=~failed)
 
 
 @hookimpl

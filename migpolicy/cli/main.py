@@ -81,7 +81,8 @@ def main(ctx: click.Context, plugins: tuple[str, ...]) -> None:
 
     Environment: MIGPOLICY_PLUGINS=a,b loads only those entry-point plugins
     (set but empty: none); MIGPOLICY_TRACE_HOOKS=1 logs every hook call with
-    its duration.
+    its duration; MIGPOLICY_COMPILED=always|never overrides when pricing runs
+    compiled loops (the same numbers either way).
     """
     ctx.obj = {"plugins": plugins}
 

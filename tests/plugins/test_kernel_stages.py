@@ -54,7 +54,7 @@ def test_isolate_prices_each_folio(ctx_for) -> None:
     folios = np.concatenate([make_folios(2 * MIB, 3), make_folios(64 * KIB, 2),
                              make_folios(4 * KIB, 1)])
     result = isolate(ctx, folios)
-    assert result.costs.dtype == COST_DTYPE and len(result.costs) == 6
+    assert np.asarray(result.costs).dtype == COST_DTYPE and len(result.costs) == 6
     assert result.isolated.all()
     assert (result.costs["folios"] == 1).all()
     assert (result.costs["cpu_s"] == result.costs["wall_s"]).all()
