@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import click
 
+from migpolicy.cli.lazy import LazyGroup
 from migpolicy.cli.output import console, echo_json
 
 __all__ = ["hw"]
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy_commands={
+    "fit": "migpolicy.cli.hw_fit:fit_command",
+    "calibrate": "migpolicy.cli.hw_calibrate:calibrate_command",
+    "validate": "migpolicy.cli.hw_validate:validate_command",
+    "learn": "migpolicy.cli.hw_learn:learn_command"})
 def hw() -> None:
     """Hardware profiles: what a machine can do, and where each number came from.
 
@@ -112,16 +117,3 @@ def show_command(ctx: click.Context, profile: str, as_json: bool) -> None:
     console.print(table)
     for pid, prov in prof.provenances.items():
         console.print(f"[bold]{pid}[/]: {prov.describe()}")
-
-
-def _register_subcommands() -> None:
-    from migpolicy.cli.hw_calibrate import calibrate_command
-    from migpolicy.cli.hw_fit import fit_command
-    from migpolicy.cli.hw_learn import learn_command
-    from migpolicy.cli.hw_validate import validate_command
-
-    for command in (fit_command, calibrate_command, validate_command, learn_command):
-        hw.add_command(command)
-
-
-_register_subcommands()

@@ -13,13 +13,14 @@ import click
 
 from migpolicy import __version__
 from migpolicy.cli import interrupted
+from migpolicy.cli.lazy import LazyGroup
 from migpolicy.cli.output import console, echo_json
 from migpolicy.errors import MigpolicyError, from_interrupt
 
 __all__ = ["main"]
 
 
-class _Group(click.Group):
+class _Group(LazyGroup):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # An empty value never means anything here (`--hw ''`, `--out ''`, `show ''`), and a
         # path would silently become "." on the way: refuse it, naming the option.
@@ -60,7 +61,12 @@ def _plugin_modules(ctx: click.Context, param: click.Parameter,
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
-                                           "max_content_width": 100})
+                                           "max_content_width": 100},
+             lazy_commands={"move": "migpolicy.cli.move:move", "hw": "migpolicy.cli.hw:hw",
+                            "trace": "migpolicy.cli.trace:trace",
+                            "replay": "migpolicy.cli.replay:replay_command",
+                            "tune": "migpolicy.cli.tune:tune_command",
+                            "policy": "migpolicy.cli.policy:policy"})
 @click.option("-p", "--plugin", "plugins", multiple=True, metavar="MODULE",
               callback=_plugin_modules,
               help="Load one more plugin module (repeatable), e.g. -p mypkg.myengine.")
@@ -132,22 +138,3 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
         for name, e in engines.items()) + ", auto (per-batch selector)")
     console.print("placement policies: " + ", ".join(
         f"{name} ({p.role})" for name, p in sorted(policies.items())))
-
-
-def _register_subcommands() -> None:
-    from migpolicy.cli.hw import hw
-    from migpolicy.cli.move import move
-    from migpolicy.cli.policy import policy
-    from migpolicy.cli.replay import replay_command
-    from migpolicy.cli.trace import trace
-    from migpolicy.cli.tune import tune_command
-
-    main.add_command(move)
-    main.add_command(hw)
-    main.add_command(trace)
-    main.add_command(replay_command)
-    main.add_command(tune_command)
-    main.add_command(policy)
-
-
-_register_subcommands()

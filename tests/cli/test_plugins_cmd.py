@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import textwrap
 
 import click
@@ -18,7 +20,9 @@ STAGE_HOOKS = {"migpolicy_isolate", "migpolicy_batch", "migpolicy_copy", "migpol
 def command_paths(group: click.Group = main, prefix: tuple[str, ...] = ()) -> list[tuple]:
     """Every command of the CLI as its words after ``migpolicy`` (the group itself first)."""
     paths = [prefix]
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # as --help lists them (importing lazy ones)
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             paths += command_paths(command, (*prefix, name))
         else:
@@ -114,7 +118,22 @@ def test_broken_plugin_is_one_sentence(run_cli, tmp_path, monkeypatch, source, n
 
 def test_command_tree_is_known() -> None:
     paths = command_paths()
-    assert {(), ("plugins",), ("move",), ("hw",), ("hw", "list"), ("hw", "show")} <= set(paths)
+    assert {(), ("plugins",), ("move",), ("hw",), ("hw", "list"), ("hw", "show"),
+            ("hw", "fit"), ("tune",), ("policy", "kernel")} <= set(paths)
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """Start-up imports the command that runs, not every other (they are looked up lazily)."""
+    script = ("import sys\n"
+              "from migpolicy.cli.main import main\n"
+              "main(['policy', '--help'], standalone_mode=False)\n"
+              "print(sorted(m for m in sys.modules if m.startswith('migpolicy.cli.')))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    loaded = out.splitlines()[-1]
+    assert "migpolicy.cli.policy" in loaded
+    for other in ("move", "hw", "hw_calibrate", "hw_fit", "tune", "trace"):
+        assert f"'migpolicy.cli.{other}'" not in loaded, other
 
 
 @pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "migpolicy")
