@@ -54,11 +54,15 @@ RESULT_WRITTEN = threading.Event()
 def parse_assignments(values: tuple[str, ...], option: str = "--param") -> dict[str, str]:
     """Turn ``("mt.threads=8", ...)`` into a dict; a malformed item is a usage error.
 
-    An empty value and a key given twice (with different values) are usage
-    errors too: neither has an obvious meaning.
+    An empty value, a key given twice (with different values) and a control
+    character (a line break pasted in) are usage errors too: none has an
+    obvious meaning.
     """
     out: dict[str, str] = {}
     for item in values:
+        if any(ord(char) < 32 or ord(char) == 127 for char in item):
+            raise click.BadParameter(f"{item!r} holds a control character (a line break?); "
+                                     "expected KEY=VALUE on one line", param_hint=option)
         key, sep, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not key:

@@ -297,6 +297,7 @@ def test_engine_the_profile_lacks(run_cli, profile_dir) -> None:
     (("--load", "0.5", "--param", "system.load=0.2"), ("--load 0.5 and --param system.load",)),
     (("--param", "workers=2", "--param", "workers=4"), ("workers is given twice",)),
     (("--param", "workers="), ("workers= has no value",)),
+    (("--param", "engine=cpu\nmt"), ("'engine=cpu\\nmt' holds a control character",)),
 ])
 def test_a_value_given_two_ways_is_a_usage_error(run_cli, args, needles) -> None:
     code, out, err = run_cli("move", *args, "--json")
