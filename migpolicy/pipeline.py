@@ -13,6 +13,11 @@ cheap as a 1 MiB one.
 The pipeline times its own stages (``Report.pricing_s``, host seconds spent
 pricing): nothing is kept between two calls, so two threads pricing at once
 get independent reports and a failed call leaves nothing behind.
+
+Its checks and sums walk per-folio arrays; a long call (a replay window)
+runs them as compiled loops (:mod:`migpolicy.pricing_kernels`, chosen by
+:func:`migpolicy.compiled.use_compiled`) that give the numpy form's numbers to
+the last bit.
 """
 
 from __future__ import annotations
