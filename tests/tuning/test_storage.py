@@ -160,6 +160,37 @@ def test_a_dead_workers_trial_is_failed_and_queued_again(tmp_path):
     assert study.trials[1].system_attrs["failed_trial"] == trial.number
 
 
+def test_a_trials_parameters_are_written_together_before_its_next_write(tmp_path):
+    """Optuna writes each parameter in a transaction of its own; the storage writes a trial's
+    in one, before the trial's next write, so another process sees them from its first report."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url, None)
+    # a sampler that reads nothing: every commit below is a write
+    study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    commits: list[int] = []
+    sqlalchemy.event.listen(storage.engine, "commit", lambda conn: commits.append(1))
+    trial = study.ask()
+    created = len(commits)
+    values = {name: trial.suggest_float(name, 0, 1) for name in "abcde"}
+    assert len(commits) == created
+    other = optuna.storages.RDBStorage(url)
+    assert other.get_trial(trial._trial_id).params == {}
+    trial.report(0.5, 0)
+    assert len(commits) == created + 2  # the five parameters, then the report
+    assert other.get_trial(trial._trial_id).params == values
+    study.tell(trial, 1.0)
+    assert optuna.load_study(study_name=study.study_name, storage=url).trials[0].params == values
+
+
+def test_a_finished_trial_keeps_parameters_it_never_reported_after(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=open_storage(url, None))
+    study.optimize(lambda t: t.suggest_int("n", 1, 9) + t.suggest_float("x", 0, 1), n_trials=3)
+    stored = optuna.load_study(study_name=study.study_name, storage=url).trials
+    assert [t.params for t in stored] == [t.params for t in study.trials]
+    assert all(set(t.params) == {"n", "x"} for t in stored)
+
+
 def test_optuna_dashboard_serves_the_study(postgres_url):
     dashboard = pytest.importorskip("optuna_dashboard")
     name = f"dash-{uuid.uuid4().hex}"
