@@ -10,9 +10,9 @@ Every ``--storage`` URL is a SQLAlchemy database URL (``sqlite:///file.db``,
   (:class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`);
 * gives up connecting after :data:`CONNECT_TIMEOUT_S` and says in one sentence
   which URL (password hidden) and what failed;
-* writes a trial's parameters in one transaction, before the trial's next
-  write or read, rather than one transaction each as Optuna does
-  (:meth:`SharedStorage.write_params`);
+* writes a trial's parameters and attributes in one transaction with its
+  next report (or before its state changes, or a read), rather than one
+  transaction each as Optuna does (:meth:`SharedStorage.write_pending`);
 * serialises, per study, the few steps that must not interleave between
   workers (:meth:`SharedStorage.lock`): creating the study with its baseline
   trial, starting a run, and creating a trial within a run's budget (the
@@ -43,6 +43,7 @@ import optuna
 import sqlalchemy
 import sqlalchemy.exc
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 
@@ -118,55 +119,73 @@ class SharedStorage(RDBStorage):
     #: Running trials seen without any heartbeat → when this process first saw them so
     #: (``time.monotonic``).
     _silent_since: dict[int, float] | None = None
-    #: Parameters suggested for this process's running trial and not written yet.
-    _pending_params: list[tuple] | None = None
+    #: Writes of this process's running trial held back: ``(what, arguments)``.
+    _pending: list[tuple[str, tuple]] | None = None
 
     def _set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                          distribution: optuna.distributions.BaseDistribution,
                          previous_distribution: optuna.distributions.BaseDistribution | None
                          ) -> None:
-        """Hold a suggested parameter back, to write a trial's parameters in one transaction.
+        """Hold a suggested parameter back, to be written with the trial's next write.
 
-        Optuna writes each parameter as it is suggested, in a transaction of
-        its own: about a third of a trial's commits, which the database server
-        serves on the cores the workers run on. They are written together
-        before this process's next write or read of the study
-        (:meth:`write_params`), so no one sees a trial without its parameters
-        once it is replaying; a worker killed in between leaves a trial without
-        them, which is failed and run again like any trial of a dead worker.
+        Optuna writes every parameter and attribute of a trial in a
+        transaction of its own: about 20 commits a trial, which the database
+        server serves on the cores the workers run on. This storage holds the
+        parameters and attributes of the trial this process runs, and writes
+        them in one transaction with the trial's next report, before its state
+        changes, or before this process reads the study (:meth:`write_pending`).
+        So the study never shows a finished trial without them, nor a replaying
+        one without its parameters; a worker killed before its trial's first
+        report leaves a running trial without them, which is failed and run
+        again like any trial of a dead worker.
         """
-        if self._pending_params is None:
-            self._pending_params = []
-        self._pending_params.append((trial_id, param_name, param_value_internal, distribution,
-                                     previous_distribution))
+        self._hold("param", (trial_id, param_name, param_value_internal, distribution,
+                             previous_distribution))
 
-    def write_params(self) -> None:
-        """Write the parameters held back, in one transaction."""
-        pending, self._pending_params = self._pending_params, None
-        if pending:
-            with _create_scoped_session(self.scoped_session, True) as session:
-                for args in pending:
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        if trial_id == self.running:
+            self._hold("user", (trial_id, key, value))
+        else:
+            super().set_trial_user_attr(trial_id, key, value)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        if trial_id == self.running:
+            self._hold("system", (trial_id, key, value))
+        else:
+            super().set_trial_system_attr(trial_id, key, value)
+
+    def _hold(self, what: str, args: tuple) -> None:
+        if self._pending is None:
+            self._pending = []
+        self._pending.append((what, args))
+
+    def write_pending(self, then: Callable[[Any], None] | None = None) -> None:
+        """Write what was held back, and ``then(session)`` if given, in one transaction."""
+        pending, self._pending = self._pending or [], None
+        if not pending and then is None:
+            return
+        with _create_scoped_session(self.scoped_session, True) as session:
+            for what, args in pending:
+                if what == "param":
                     self._set_trial_param_without_commit(session, *args)
+                else:
+                    model = (models.TrialUserAttributeModel if what == "user"
+                             else models.TrialSystemAttributeModel)
+                    self._set_trial_attr_without_commit(session, model, *args)
+            if then is not None:
+                then(session)
 
     def set_trial_intermediate_value(self, trial_id: int, step: int,
                                      intermediate_value: float) -> None:
-        self.write_params()
-        super().set_trial_intermediate_value(trial_id, step, intermediate_value)
-
-    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self.write_params()
-        super().set_trial_user_attr(trial_id, key, value)
-
-    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self.write_params()
-        super().set_trial_system_attr(trial_id, key, value)
+        self.write_pending(lambda session: self._set_trial_intermediate_value_without_commit(
+            session, trial_id, step, intermediate_value))
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        self.write_params()
+        self.write_pending()
         return super().get_trial(trial_id)
 
     def _get_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
-        self.write_params()
+        self.write_pending()
         return super()._get_trials(*args, **kwargs)
 
     def _create_new_trial(self, study_id: int,
@@ -203,7 +222,7 @@ class SharedStorage(RDBStorage):
         UPDATE``); SQLite does not, and two workers starting at once both took
         the same trial (the baseline) and ran it twice.
         """
-        self.write_params()
+        self.write_pending()
         taking = state == TrialState.RUNNING
         with self.lock(self._study_name_of(trial_id)) if taking else contextlib.nullcontext():
             changed = super().set_trial_state_values(trial_id, state, values)
@@ -265,7 +284,7 @@ class SharedStorage(RDBStorage):
         """
         with contextlib.suppress(Exception):
             self.scoped_session.remove()
-        self._pending_params = None  # the trial fails: its parameters need not be written
+        self._pending = None  # the trial fails: what it held back need not be written
         try:
             if self.running is not None and (
                     self.get_trial(self.running).state == TrialState.RUNNING):

@@ -160,9 +160,9 @@ def test_a_dead_workers_trial_is_failed_and_queued_again(tmp_path):
     assert study.trials[1].system_attrs["failed_trial"] == trial.number
 
 
-def test_a_trials_parameters_are_written_together_before_its_next_write(tmp_path):
-    """Optuna writes each parameter in a transaction of its own; the storage writes a trial's
-    in one, before the trial's next write, so another process sees them from its first report."""
+def test_a_trials_writes_go_together_with_its_next_report(tmp_path):
+    """Optuna writes each parameter and attribute in a transaction of its own; the storage
+    writes a trial's with its next report, so another process sees them from then on."""
     url = f"sqlite:///{tmp_path / 's.db'}"
     storage = open_storage(url, None)
     # a sampler that reads nothing: every commit below is a write
@@ -172,14 +172,20 @@ def test_a_trials_parameters_are_written_together_before_its_next_write(tmp_path
     trial = study.ask()
     created = len(commits)
     values = {name: trial.suggest_float(name, 0, 1) for name in "abcde"}
+    trial.set_user_attr("note", "held")
     assert len(commits) == created
     other = optuna.storages.RDBStorage(url)
     assert other.get_trial(trial._trial_id).params == {}
     trial.report(0.5, 0)
-    assert len(commits) == created + 2  # the five parameters, then the report
-    assert other.get_trial(trial._trial_id).params == values
+    assert len(commits) == created + 1  # five parameters, an attribute and the report
+    seen = other.get_trial(trial._trial_id)
+    assert seen.params == values and seen.user_attrs == {"note": "held"}
+    assert seen.intermediate_values == {0: 0.5}
+    trial.set_user_attr("outcome", "full")
     study.tell(trial, 1.0)
-    assert optuna.load_study(study_name=study.study_name, storage=url).trials[0].params == values
+    stored = optuna.load_study(study_name=study.study_name, storage=url).trials[0]
+    assert stored.params == values and stored.user_attrs == {"note": "held", "outcome": "full"}
+    assert stored.state == TrialState.COMPLETE
 
 
 def test_a_finished_trial_keeps_parameters_it_never_reported_after(tmp_path):
