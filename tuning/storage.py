@@ -10,9 +10,9 @@ Every ``--storage`` URL is a SQLAlchemy database URL (``sqlite:///file.db``,
   (:class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`);
 * gives up connecting after :data:`CONNECT_TIMEOUT_S` and says in one sentence
   which URL (password hidden) and what failed;
-* writes a trial's parameters and attributes in one transaction with its
-  next report (or before its state changes, or a read), rather than one
-  transaction each as Optuna does (:meth:`SharedStorage.write_pending`);
+* writes a trial's parameters, attributes and reports in one transaction
+  before its state changes (or a read), rather than one transaction each as
+  Optuna does (:meth:`SharedStorage.write_pending`);
 * serialises, per study, the few steps that must not interleave between
   workers (:meth:`SharedStorage.lock`): creating the study with its baseline
   trial, starting a run, and creating a trial within a run's budget (the
@@ -126,17 +126,18 @@ class SharedStorage(RDBStorage):
                          distribution: optuna.distributions.BaseDistribution,
                          previous_distribution: optuna.distributions.BaseDistribution | None
                          ) -> None:
-        """Hold a suggested parameter back, to be written with the trial's next write.
+        """Hold a suggested parameter back, to be written when the trial ends.
 
-        Optuna writes every parameter and attribute of a trial in a
-        transaction of its own: about 20 commits a trial, which the database
-        server serves on the cores the workers run on. This storage holds the
-        parameters and attributes of the trial this process runs, and writes
-        them in one transaction with the trial's next report, before its state
-        changes, or before this process reads the study (:meth:`write_pending`).
-        So the study never shows a finished trial without them, nor a replaying
-        one without its parameters; a worker killed before its trial's first
-        report leaves a running trial without them, which is failed and run
+        Optuna writes every parameter, attribute and report of a trial in a
+        transaction of its own: about 30 commits a trial, which the database
+        server serves on the cores the workers run on. This storage holds those
+        of the trial this process runs and writes them in one transaction
+        before the trial's state changes, or before this process reads the
+        study (:meth:`write_pending`). So the study never shows a finished
+        trial without them. The pruner compares a trial with finished ones
+        only, so other workers lose nothing; a running trial shows its
+        parameters and reports (in optuna-dashboard) once it ends. A worker
+        killed mid-trial loses them with the trial, which is failed and run
         again like any trial of a dead worker.
         """
         self._hold("param", (trial_id, param_name, param_value_internal, distribution,
@@ -159,26 +160,28 @@ class SharedStorage(RDBStorage):
             self._pending = []
         self._pending.append((what, args))
 
-    def write_pending(self, then: Callable[[Any], None] | None = None) -> None:
-        """Write what was held back, and ``then(session)`` if given, in one transaction."""
-        pending, self._pending = self._pending or [], None
-        if not pending and then is None:
+    def write_pending(self) -> None:
+        """Write what was held back, in one transaction."""
+        pending, self._pending = self._pending, None
+        if not pending:
             return
         with _create_scoped_session(self.scoped_session, True) as session:
             for what, args in pending:
                 if what == "param":
                     self._set_trial_param_without_commit(session, *args)
+                elif what == "value":
+                    self._set_trial_intermediate_value_without_commit(session, *args)
                 else:
                     model = (models.TrialUserAttributeModel if what == "user"
                              else models.TrialSystemAttributeModel)
                     self._set_trial_attr_without_commit(session, model, *args)
-            if then is not None:
-                then(session)
 
     def set_trial_intermediate_value(self, trial_id: int, step: int,
                                      intermediate_value: float) -> None:
-        self.write_pending(lambda session: self._set_trial_intermediate_value_without_commit(
-            session, trial_id, step, intermediate_value))
+        if trial_id == self.running:
+            self._hold("value", (trial_id, step, intermediate_value))
+        else:
+            super().set_trial_intermediate_value(trial_id, step, intermediate_value)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         self.write_pending()

@@ -160,32 +160,53 @@ def test_a_dead_workers_trial_is_failed_and_queued_again(tmp_path):
     assert study.trials[1].system_attrs["failed_trial"] == trial.number
 
 
-def test_a_trials_writes_go_together_with_its_next_report(tmp_path):
-    """Optuna writes each parameter and attribute in a transaction of its own; the storage
-    writes a trial's with its next report, so another process sees them from then on."""
+def test_a_trials_writes_go_together_when_it_ends(tmp_path):
+    """Optuna writes each parameter, attribute and report in a transaction of its own; the
+    storage writes a trial's together before its state changes."""
     url = f"sqlite:///{tmp_path / 's.db'}"
     storage = open_storage(url, None)
-    # a sampler that reads nothing: every commit below is a write
     study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
-    commits: list[int] = []
-    sqlalchemy.event.listen(storage.engine, "commit", lambda conn: commits.append(1))
+    commits, writing = [], []  # transactions that wrote something
+
+    def statement(conn, cursor, sql, *args):
+        writing.append(sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"))
+
+    def commit(conn):
+        if any(writing):
+            commits.append(1)
+        writing.clear()
+
+    sqlalchemy.event.listen(storage.engine, "before_cursor_execute", statement)
+    sqlalchemy.event.listen(storage.engine, "commit", commit)
     trial = study.ask()
     created = len(commits)
     values = {name: trial.suggest_float(name, 0, 1) for name in "abcde"}
-    trial.set_user_attr("note", "held")
+    trial.set_user_attr("outcome", "full")
+    for step in range(4):
+        trial.report(0.5 - step / 10, step)
     assert len(commits) == created
     other = optuna.storages.RDBStorage(url)
-    assert other.get_trial(trial._trial_id).params == {}
-    trial.report(0.5, 0)
-    assert len(commits) == created + 1  # five parameters, an attribute and the report
-    seen = other.get_trial(trial._trial_id)
-    assert seen.params == values and seen.user_attrs == {"note": "held"}
-    assert seen.intermediate_values == {0: 0.5}
-    trial.set_user_attr("outcome", "full")
+    running = other.get_trial(trial._trial_id)
+    assert running.params == {} and running.intermediate_values == {}
     study.tell(trial, 1.0)
+    assert len(commits) == created + 2  # what was held back, then the state
     stored = optuna.load_study(study_name=study.study_name, storage=url).trials[0]
-    assert stored.params == values and stored.user_attrs == {"note": "held", "outcome": "full"}
-    assert stored.state == TrialState.COMPLETE
+    assert stored.params == values and stored.user_attrs == {"outcome": "full"}
+    assert stored.intermediate_values == {0: 0.5, 1: 0.4, 2: 0.3, 3: 0.2}
+    assert stored.state == TrialState.COMPLETE and stored.value == 1.0
+
+
+def test_a_pruned_trial_ends_with_its_last_report(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=open_storage(url, None))
+    trial = study.ask()
+    trial.suggest_int("n", 1, 9)
+    trial.report(3.0, 0)
+    trial.report(2.0, 1)
+    study.tell(trial, state=TrialState.PRUNED)
+    stored = optuna.load_study(study_name=study.study_name, storage=url).trials[0]
+    assert stored.state == TrialState.PRUNED and stored.value == 2.0
+    assert stored.intermediate_values == {0: 3.0, 1: 2.0}
 
 
 def test_a_finished_trial_keeps_parameters_it_never_reported_after(tmp_path):
