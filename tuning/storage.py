@@ -10,9 +10,10 @@ Every ``--storage`` URL is a SQLAlchemy database URL (``sqlite:///file.db``,
   (:class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`);
 * gives up connecting after :data:`CONNECT_TIMEOUT_S` and says in one sentence
   which URL (password hidden) and what failed;
-* writes a trial's parameters, attributes and reports in one transaction
-  before its state changes (or a read), rather than one transaction each as
-  Optuna does (:meth:`SharedStorage.write_pending`);
+* writes a trial's parameters and attributes in one transaction with its
+  first report, and its later reports together before its state changes,
+  rather than one transaction each as Optuna does
+  (:meth:`SharedStorage.write_pending`);
 * serialises, per study, the few steps that must not interleave between
   workers (:meth:`SharedStorage.lock`): creating the study with its baseline
   trial, starting a run, and creating a trial within a run's budget (the
@@ -126,19 +127,19 @@ class SharedStorage(RDBStorage):
                          distribution: optuna.distributions.BaseDistribution,
                          previous_distribution: optuna.distributions.BaseDistribution | None
                          ) -> None:
-        """Hold a suggested parameter back, to be written when the trial ends.
+        """Hold a suggested parameter back, to be written with the trial's first report.
 
         Optuna writes every parameter, attribute and report of a trial in a
         transaction of its own: about 30 commits a trial, which the database
         server serves on the cores the workers run on. This storage holds those
-        of the trial this process runs and writes them in one transaction
-        before the trial's state changes, or before this process reads the
-        study (:meth:`write_pending`). So the study never shows a finished
+        of the trial this process runs and writes them in one transaction with
+        the trial's first report (so a trial that replays shows its parameters,
+        and a dead worker's trial is run again with them), then holds the later
+        reports until the trial's state changes, or until this process reads
+        the study (:meth:`write_pending`). So the study never shows a finished
         trial without them. The pruner compares a trial with finished ones
-        only, so other workers lose nothing; a running trial shows its
-        parameters and reports (in optuna-dashboard) once it ends. A worker
-        killed mid-trial loses them with the trial, which is failed and run
-        again like any trial of a dead worker.
+        only, so other workers lose nothing by the wait; optuna-dashboard shows
+        a running trial's later reports when it ends.
         """
         self._hold("param", (trial_id, param_name, param_value_internal, distribution,
                              previous_distribution))
@@ -178,10 +179,13 @@ class SharedStorage(RDBStorage):
 
     def set_trial_intermediate_value(self, trial_id: int, step: int,
                                      intermediate_value: float) -> None:
-        if trial_id == self.running:
-            self._hold("value", (trial_id, step, intermediate_value))
-        else:
+        if trial_id != self.running:
             super().set_trial_intermediate_value(trial_id, step, intermediate_value)
+            return
+        first = any(what == "param" for what, _ in self._pending or ())
+        self._hold("value", (trial_id, step, intermediate_value))
+        if first:  # the trial starts replaying: it shows its parameters from now on
+            self.write_pending()
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         self.write_pending()

@@ -151,18 +151,22 @@ def test_a_dead_workers_trial_is_failed_and_queued_again(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = optuna.create_study(storage=open_storage(url, heartbeat_s=1))
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.report(0.3, 0)  # it replays: its parameters are stored with this first report
+    trial.report(0.2, 1)
     study._storage.record_heartbeat(trial._trial_id)  # then the worker dies: no more beats
     time.sleep(4)  # past the grace period (2 heartbeats; the database counts whole seconds)
-    optuna.storages.fail_stale_trials(study)
-    states = [t.state for t in study.trials]
+    other = optuna.load_study(study_name=study.study_name,
+                              storage=open_storage(url, heartbeat_s=1))  # another worker
+    optuna.storages.fail_stale_trials(other)
+    states = [t.state for t in other.trials]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
-    assert study.trials[1].params == trial.params
-    assert study.trials[1].system_attrs["failed_trial"] == trial.number
+    assert other.trials[1].params == trial.params
+    assert other.trials[1].system_attrs["failed_trial"] == trial.number
 
 
-def test_a_trials_writes_go_together_when_it_ends(tmp_path):
+def test_a_trials_writes_go_together_with_its_first_report_and_when_it_ends(tmp_path):
     """Optuna writes each parameter, attribute and report in a transaction of its own; the
-    storage writes a trial's together before its state changes."""
+    storage writes a trial's with its first report, and the later reports when it ends."""
     url = f"sqlite:///{tmp_path / 's.db'}"
     storage = open_storage(url, None)
     study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
@@ -181,17 +185,21 @@ def test_a_trials_writes_go_together_when_it_ends(tmp_path):
     trial = study.ask()
     created = len(commits)
     values = {name: trial.suggest_float(name, 0, 1) for name in "abcde"}
-    trial.set_user_attr("outcome", "full")
-    for step in range(4):
-        trial.report(0.5 - step / 10, step)
+    trial.set_user_attr("note", "held")
     assert len(commits) == created
     other = optuna.storages.RDBStorage(url)
-    running = other.get_trial(trial._trial_id)
-    assert running.params == {} and running.intermediate_values == {}
+    assert other.get_trial(trial._trial_id).params == {}
+    for step in range(4):
+        trial.report(0.5 - step / 10, step)
+    assert len(commits) == created + 1  # the parameters, the attribute, the first report
+    replaying = other.get_trial(trial._trial_id)
+    assert replaying.params == values and replaying.user_attrs == {"note": "held"}
+    assert replaying.intermediate_values == {0: 0.5}
+    trial.set_user_attr("outcome", "full")
     study.tell(trial, 1.0)
-    assert len(commits) == created + 2  # what was held back, then the state
+    assert len(commits) == created + 3  # then the later reports and attribute, the state
     stored = optuna.load_study(study_name=study.study_name, storage=url).trials[0]
-    assert stored.params == values and stored.user_attrs == {"outcome": "full"}
+    assert stored.params == values and stored.user_attrs == {"note": "held", "outcome": "full"}
     assert stored.intermediate_values == {0: 0.5, 1: 0.4, 2: 0.3, 3: 0.2}
     assert stored.state == TrialState.COMPLETE and stored.value == 1.0
 
