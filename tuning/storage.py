@@ -238,6 +238,8 @@ class SharedStorage(RDBStorage):
             self._first_heartbeat(trial_id)
             if self.worker is not None:
                 self.set_trial_user_attr(trial_id, "worker", self.worker)
+        elif changed and trial_id == self.running and state.is_finished():
+            self.running = None  # nothing more is held back for it
         return changed
 
     def _study_name_of(self, trial_id: int) -> str:

@@ -217,6 +217,18 @@ def test_a_pruned_trial_ends_with_its_last_report(tmp_path):
     assert stored.intermediate_values == {0: 3.0, 1: 2.0}
 
 
+def test_a_finished_trial_refuses_a_late_write_at_once(tmp_path):
+    """Only the running trial's writes are held back: a write to a finished one fails where
+    it is made, as Optuna's own storage would."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=open_storage(url, None))
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        study._storage.set_trial_user_attr(trial._trial_id, "late", 1)
+    assert study.trials[0].user_attrs == {}
+
+
 def test_a_finished_trial_keeps_parameters_it_never_reported_after(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = optuna.create_study(storage=open_storage(url, None))
