@@ -18,9 +18,11 @@ import os
 import sys
 from types import ModuleType
 
+import numpy as np
+
 from migpolicy.errors import ConfigError
 
-__all__ = ["LONG", "pricing_kernels", "use_compiled"]
+__all__ = ["LONG", "pricing_kernels", "sum_runs", "use_compiled"]
 
 #: Rows from which a call loads numba rather than price with numpy passes.
 LONG = 1 << 16
@@ -43,3 +45,10 @@ def pricing_kernels() -> ModuleType:
     from migpolicy import pricing_kernels as kernels
 
     return kernels
+
+
+def sum_runs(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``np.add.reduceat(values, starts)``: compiled for a long float64 or int64 array."""
+    if use_compiled(len(values)) and values.dtype in (np.float64, np.int64):
+        return pricing_kernels().sum_runs(values, starts)
+    return np.add.reduceat(values, starts)

@@ -49,10 +49,7 @@ def cost_rows(n: int, **columns: np.ndarray | float | int) -> np.ndarray:
 
     Fields not given are zero.
     """
-    rows = zero_costs(n)
-    for name, values in cost_columns(n, **columns).given.items():
-        rows[name] = values
-    return rows
+    return np.asarray(cost_columns(n, **columns))
 
 
 class CostColumns:

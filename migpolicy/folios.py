@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from migpolicy.compiled import pricing_kernels, use_compiled
+from migpolicy.compiled import pricing_kernels, sum_runs, use_compiled
 
 __all__ = [
     "ASYNC_REASONS",
@@ -227,9 +227,7 @@ class BatchPlan:
         values = np.asarray(values)
         if self.n_batches == 0:
             return np.zeros(0, dtype=values.dtype)
-        if use_compiled(len(values)) and values.dtype in (np.float64, np.int64):
-                return pricing_kernels().sum_runs(values, self.bounds[:-1])
-        return np.add.reduceat(values, self.bounds[:-1])
+        return sum_runs(values, self.bounds[:-1])
 
     @property
     def nfolios(self) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 import pluggy
 
 from migpolicy.answers import Accounting, IsolateResult, Quote
-from migpolicy.compiled import pricing_kernels, use_compiled
+from migpolicy.compiled import pricing_kernels, sum_runs, use_compiled
 from migpolicy.costs import COST_DTYPE, CostColumns, CostTotals, cost_words, zero_costs
 from migpolicy.engines import CopyEngine
 from migpolicy.errors import InputError, PluginError
@@ -424,16 +424,14 @@ class _Priced:
         out = zero_costs(len(starts))
         if not len(starts):
             return out
-        compiled = use_compiled(len(costs))
         lengths = np.diff(np.append(starts, len(costs)))
-        for name in _FIELDS:
-            value = costs.constant(name)
-            if isinstance(value, int):  # a count, the same in every row: exact
-                out[name] = value * lengths
-        varying = [name for name in _FIELDS if not isinstance(costs.constant(name), int)]
-        for name, sums in _by_column(costs, varying, lambda column: (
-                pricing_kernels().sum_runs(column, starts) if compiled
-                else np.add.reduceat(column, starts))).items():
+        counts = {name: value for name in _FIELDS
+                  if isinstance(value := costs.constant(name), int)}
+        for name, value in counts.items():  # a count, the same in every row: exact
+            out[name] = value * lengths
+        varying = [name for name in _FIELDS if name not in counts]
+        for name, sums in _by_column(costs, varying,
+                                     lambda column: sum_runs(column, starts)).items():
             out[name] = sums
         return out
 
