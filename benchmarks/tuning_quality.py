@@ -24,7 +24,8 @@ matters):
    (``RandomSampler``, no pruner), **plain TPE** (``TPESampler``, no
    pruner, no screening, one report per trace) and **TPE + model + pruning**
    (the tuner's defaults: a learned model that screens
-   candidates, prefix replays reported to the tuner's pruner). A run stops
+   candidates, prefix replays reported to the tuner's pruner, and a candidate
+   that ties a finished trial through half of its prefixes matched to it). A run stops
    when its best full replay is within 2% of the grid optimum or after
    ``--budget`` (a fraction of the grid size) full replays.
 
@@ -36,9 +37,10 @@ the trace's events; screened-out candidates cost no replay), the median as a
 fraction of the grid's size, and the ratio plain TPE / TPE + model + pruning.
 Targets (issue 10): the model+pruning arm within 5% of the grid's
 evaluations, and at least halving plain TPE's full replays. ``--audit``
-replays every screened-out and pruned candidate in full after its run and
-counts those that were within 2% of the optimum: the decisions that cost a
-run its answer.
+replays every screened-out, pruned and matched candidate in full after its
+run and counts those that were within 2% of the optimum or better than the
+run's best (the decisions that cost a run its answer), and the matched ones
+whose full replay differed from the trial they matched.
 
 **Fairness.** The tuner searches the region the grid spans, not the whole
 declared space: the same parameters are fixed (``Tuner(fixed=...)``), the
@@ -111,6 +113,8 @@ ARMS = {
 MODEL = "tpe+model+pruning"
 #: The entries of ``Tuner.setup()`` a grid value depends on (not the trace's temporary path).
 REPLAY_SETUP = ("objective", "fast", "epoch_ns", "initial", "max_events", "seed")
+#: Outcomes of candidates that ``--audit`` replays in full afterwards.
+AUDITED = ("screened", "pruned", "matched")
 
 
 @dataclass(frozen=True)
@@ -272,9 +276,9 @@ def run_arm(trace, hw: str, grid: Grid, arm: str, seed: int, target: float,
             budget: int, audit: bool = False) -> dict[str, Any]:
     """One tuner run: full replays and replay-equivalents until within ``target``.
 
-    ``audit`` replays every screened-out and pruned candidate in full afterwards
-    and counts those that were within ``target``: the decisions that cost the
-    run its answer.
+    ``audit`` replays every screened-out, pruned and matched candidate in full
+    afterwards and counts those that were within ``target``: the decisions that
+    cost the run its answer.
     """
     kwargs, no_pruner = ARMS[arm]
     tuner = make_tuner(trace, hw, grid, seed=seed, **kwargs)
@@ -291,8 +295,8 @@ def run_arm(trace, hw: str, grid: Grid, arm: str, seed: int, target: float,
         state["trials"] += 1
         state["outcomes"][outcome] = state["outcomes"].get(outcome, 0) + 1
         state["full"] += outcome == "full"
-        if outcome in ("screened", "pruned"):
-            state["skipped"].append((outcome, trial.params))
+        if outcome in AUDITED:
+            state["skipped"].append((outcome, trial.params, trial.value))
         state["replayed"] += trial.user_attrs.get(
             "events_replayed", events if outcome == "full" else 0)
         if trial.state == optuna.trial.TrialState.COMPLETE and outcome == "full":
@@ -309,13 +313,30 @@ def run_arm(trace, hw: str, grid: Grid, arm: str, seed: int, target: float,
            "trials": state["trials"], "full_replays": state["full"],
            "outcomes": state["outcomes"]}
     if audit:  # per outcome: skipped candidates within target, and better than the run's best
-        run["skipped_within_target"] = {"screened": 0, "pruned": 0}
-        run["skipped_better_than_best"] = {"screened": 0, "pruned": 0}
-        for outcome, params in state["skipped"]:
-            value = tuner.evaluate(tuner.params(params)).app_time_s
+        run["skipped_within_target"] = dict.fromkeys(AUDITED, 0)
+        run["skipped_better_than_best"] = dict.fromkeys(AUDITED, 0)
+        run["matched_differently"] = run["matched_better"] = 0
+        for outcome, params, presumed in state["skipped"]:
+            # the same replay as the tuner's (reports at the same checkpoints), to the end
+            value = tuner.evaluate(tuner.params(params), _FullReplay()).app_time_s
             run["skipped_within_target"][outcome] += value <= target
             run["skipped_better_than_best"][outcome] += value < state["best"]
+            run["matched_differently"] += outcome == "matched" and value != presumed
+            run["matched_better"] += outcome == "matched" and value < presumed
     return run
+
+
+class _FullReplay:
+    """Stands in for an Optuna trial in an audit replay: never pruned, nothing stored."""
+
+    def report(self, value: float, step: int) -> None:
+        pass
+
+    def should_prune(self) -> bool:
+        return False
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        pass
 
 
 def _median(values: list[float]) -> float:
@@ -396,14 +417,17 @@ def print_table(combos: list[dict], seeds: int) -> None:
                   f"(seeds: {per_seed})")
             if any("skipped_within_target" in r for r in a["runs"]):
                 wrong = {k: sum(r["skipped_within_target"][k] for r in a["runs"])
-                         for k in ("screened", "pruned")}
+                         for k in AUDITED}
                 total = {k: sum(r["outcomes"].get(k, 0) for r in a["runs"]) for k in wrong}
                 better = {k: sum(r["skipped_better_than_best"][k] for r in a["runs"])
                           for k in wrong}
-                print(f"  {'':<18} audit: {wrong['screened']} of {total['screened']} screened "
-                      f"and {wrong['pruned']} of {total['pruned']} pruned candidates were within "
-                      f"{TOLERANCE:.0%} of the grid optimum; {better['screened']} and "
-                      f"{better['pruned']} better than their run's best")
+                print(f"  {'':<18} audit, within {TOLERANCE:.0%} of the grid optimum / better "
+                      "than their run's best: " + "; ".join(
+                          f"{k} {wrong[k]} / {better[k]} of {total[k]}" for k in AUDITED))
+                print(f"  {'':<18} audit: of {total['matched']} matched candidates "
+                      f"{sum(r['matched_differently'] for r in a['runs'])} ended differently "
+                      f"from the trial they matched, "
+                      f"{sum(r['matched_better'] for r in a['runs'])} better")
         if "tpe_vs_model_full" in c:
             ratio = c["tpe_vs_model_full"]
             print("  plain TPE / model+pruning (full replays): "
@@ -456,8 +480,8 @@ def main() -> None:
     parser.add_argument("--arm", action="append", choices=list(ARMS),
                         help="only this arm (repeatable)")
     parser.add_argument("--audit", action="store_true",
-                        help="replay every screened-out and pruned candidate in full afterwards "
-                        "and count those within 2%% of the grid optimum")
+                        help="replay every screened-out, pruned and matched candidate in full "
+                        "afterwards and count those within 2%% of the grid optimum")
     parser.add_argument("--grid-only", action="store_true",
                         help="only replay the grids (fills the cache) and print their optima")
     parser.add_argument("--trace", action="append", choices=list(TRACES),

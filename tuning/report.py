@@ -12,7 +12,7 @@ directory (a replay report included) refused.
 
 Conventions of the study that the page relies on: the user attribute
 ``outcome`` of each trial (``full``, ``pruned``, ``screened``, ``cached``,
-``failed``; derived from the trial's state when absent) and, for a constrained
+``matched``, ``failed``; derived from the trial's state when absent) and, for a constrained
 study, Optuna's constraints (``Trial.set_constraint``; a trial is feasible
 when every value is <= 0).
 """
@@ -32,14 +32,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from migpolicy import reportpage
 from migpolicy.tuning.report_render import figures, html_page
-from migpolicy.tuning.study import METRICS
+from migpolicy.tuning.study import METRICS, OUTCOMES
 
 __all__ = ["MARKER", "OUTCOMES", "check_report_dir", "report_data", "write_report"]
 
 #: The file that marks a directory as a tuning report (replaced without asking).
 MARKER = "tune.json"
-#: Values of a trial's ``outcome`` attribute, in the order the page lists them.
-OUTCOMES = ("full", "pruned", "screened", "cached", "failed")
 #: The outcome of a trial without an ``outcome`` attribute, from its state.
 _STATE_OUTCOME = {TrialState.COMPLETE: "full", TrialState.PRUNED: "pruned",
                   TrialState.FAIL: "failed"}

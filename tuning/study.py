@@ -9,7 +9,7 @@ modelled application time (``app_time``), of the migration CPU time
 Optuna's sense: the sampler steers toward feasible candidates and the best
 trial is the best feasible one.
 
-Fewer full replays for the same answer, three ways:
+Fewer full replays for the same answer, four ways:
 
 * **prefix pruning**: every replay reports its objective so far
   ``prefix_steps`` times per trace (after 1/k, 2/k ... of its time span: the
@@ -21,12 +21,16 @@ Fewer full replays for the same answer, three ways:
   (:class:`~migpolicy.tuning.screening.Screener`) skips candidates it is
   confident are worse than the median, before any replay;
 * **caching**: a candidate equal to a finished one (same values of every
-  parameter that applies) takes its values without a replay.
+  parameter that applies) takes its values without a replay;
+* **matching**: a candidate whose replay has equalled a finished one's at
+  every report point through half of the evaluation takes its values without
+  the rest (:mod:`~migpolicy.tuning.matching`).
 
-Each trial records ``outcome`` (``full``, ``pruned``, ``screened``, ``cached``
-or ``failed`` with ``reason``), ``events_replayed``, and the figures
+Each trial records ``outcome`` (``full``, ``pruned``, ``screened``, ``cached``,
+``matched`` or ``failed`` with ``reason``), ``events_replayed``, and the figures
 ``app_time_s`` and ``migration_cpu_s`` (partial when pruned, predicted when
-screened), plus under a CPU budget the constraint (``Trial.set_constraint``).
+screened, the earlier trial's when cached or matched, with ``same_as``), plus
+under a CPU budget the constraint (``Trial.set_constraint``).
 
 :func:`open_study` creates or joins a study in any Optuna storage; the search
 space's fingerprint and the replay setup are stored with the study when it is
@@ -57,6 +61,7 @@ from migpolicy.hardware.registry import find_profile
 from migpolicy.replay import DEFAULT_POLICY, Checkpoint, ReplayOptions, page_ids, replay
 from migpolicy.traces import Trace
 from migpolicy.traces.resident import hold
+from migpolicy.tuning.matching import CHECKPOINTS_ATTR, Matched, TwinWatch
 from migpolicy.tuning.pruning import LeaderPruner
 from migpolicy.tuning.sampler import SnapshotTPESampler, trials_this_trial
 from migpolicy.tuning.screening import Screener, candidate_key, dominated
@@ -78,7 +83,7 @@ OBJECTIVES = {"app_time": "modelled application time (s)",
 METRICS = {"app_time": ["app_time"], "migration_cpu": ["migration_cpu"],
            "multi": ["app_time", "migration_cpu"]}
 #: Values of the ``outcome`` user attribute of a trial.
-OUTCOMES = ("full", "pruned", "screened", "cached", "failed")
+OUTCOMES = ("full", "pruned", "screened", "cached", "matched", "failed")
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,8 @@ class Tuner:
     or YAML file. ``options`` are the replay options shared by every replay
     (its ``ids`` are filled per trace). ``cpu_budget`` bounds the migration
     CPU time per second of application time. ``screening``, ``prefix_steps``
-    (reports per trace; 1: after each trace only) and caching are what save
-    replays (module docstring). Traces whose events fit ``resident_bytes``
+    (reports per trace; 1: after each trace only), caching and matching are
+    what save replays (module docstring). Traces whose events fit ``resident_bytes``
     together are read into memory once (:func:`migpolicy.traces.resident.hold`):
     every replay would decode them again.
     """
@@ -168,24 +173,35 @@ class Tuner:
         """The full policy of a candidate: the space's fixed values and the suggested ones."""
         return {**self.space.fixed, **suggested}
 
-    def evaluate(self, params: Mapping[str, Any], trial: optuna.Trial | None = None) -> Figures:
+    def evaluate(self, params: Mapping[str, Any], trial: optuna.Trial | None = None,
+                 finished: Sequence[optuna.trial.FrozenTrial] = ()) -> Figures:
         """The figures of ``params`` summed over the traces; prunable through ``trial``.
 
         Raises :class:`InputError` when ``params`` do not make a valid policy
         or a replay's figure is not finite, :class:`optuna.TrialPruned` when
         the trial's pruner stops it (the figures so far are then recorded on
-        the trial).
+        the trial), :class:`Matched` when the replay has tied one of the
+        ``finished`` trials long enough (:mod:`~migpolicy.tuning.matching`).
+        A trial's figures at every checkpoint are recorded on it.
         """
         ctx = build_context(pm=self.pm, hw=self.profile, params=params)
         total = Figures()
-        k = self.prefix_steps if trial is not None and len(self.directions) == 1 else 1
+        k = self.prefix_steps if trial is not None else 1
+        watch = TwinWatch(finished, k * len(self.traces))
+
+        def reached(figures: Figures, step: int) -> None:
+            twin = watch.add(figures.app_time_s, figures.migration_cpu_s)
+            if twin is not None:
+                raise Matched(twin, figures.events)
+            self._report(trial, figures, step)
+
         for index, (trace, ids) in enumerate(zip(self.traces, self._ids, strict=True)):
             events = trace.meta.events or 0
 
             def checkpoint(done: float, points: list[Checkpoint], index=index, events=events,
                            before=total) -> None:
                 partial = before + points[0] + Figures(events=done * events)
-                self._report(trial, partial, index * k + round(done * k) - 1)
+                reached(partial, index * k + round(done * k) - 1)
 
             result = replay(trace, ctx, replace(self.options, ids=ids, checkpoints=k,
                                                 on_checkpoint=checkpoint if k > 1 else None,
@@ -201,7 +217,10 @@ class Tuner:
             if trial is not None:
                 trial.set_user_attr("traces_replayed", index + 1)
                 if index + 1 < len(self.traces):
-                    self._report(trial, total, (index + 1) * k - 1)
+                    reached(total, (index + 1) * k - 1)
+        if trial is not None:
+            trial.set_user_attr(CHECKPOINTS_ATTR, [*watch.seen, [total.app_time_s,
+                                                               total.migration_cpu_s]])
         return total
 
     def _report(self, trial: optuna.Trial | None, figures: Figures, step: int) -> None:
@@ -257,10 +276,14 @@ class Tuner:
                 self._record(trial, "screened", Figures.predicted(self.objective, predicted))
                 raise optuna.TrialPruned("screened out by the learned model")
         try:
-            figures = self.evaluate(self.params(suggested), trial)
+            figures = self.evaluate(self.params(suggested), trial, finished)
         except InputError as exc:
             self._record(trial, "failed", reason=str(exc))
             raise
+        except Matched as match:
+            figures = replace(Figures.of(match.twin), events=match.events)
+            self._record(trial, "matched", figures, same_as=match.twin.number)
+            return self._result(figures)
         self._record(trial, "full", figures)
         return self._result(figures)
 
@@ -468,7 +491,8 @@ def summary(study: optuna.Study, tuner: Tuner, baseline: Figures) -> dict[str, A
                          f"within the budget of {tuner.cpu_budget:g} s per second of application "
                          "time; raise --cpu-budget or run more trials")
     front = _pareto_front(feasible)
-    best = min(front, key=lambda t: tuple(t.values))
+    # among equal values a replayed trial, not one that took its values (cached, matched)
+    best = min(front, key=lambda t: (tuple(t.values), t.user_attrs.get("outcome") != "full"))
     base = baseline.values(tuner.objective)
     improvement = 100.0 * (base[0] - best.values[0]) / base[0] if base[0] else 0.0
     one_pass = sum(t.meta.events or 0 for t in tuner.traces)
@@ -478,7 +502,8 @@ def summary(study: optuna.Study, tuner: Tuner, baseline: Figures) -> dict[str, A
             "baseline_value": base[0], "baseline_values": base,
             "improvement_pct": improvement, "trials": len(trials),
             "replays_full": outcomes["full"], "replays_pruned": outcomes["pruned"],
-            "replays_cached": outcomes["cached"], "screened_out": outcomes["screened"],
+            "replays_cached": outcomes["cached"], "replays_matched": outcomes["matched"],
+            "screened_out": outcomes["screened"],
             "trials_failed": outcomes["failed"],
             "replay_equivalents": replayed / one_pass if one_pass else 0.0}
     if len(tuner.directions) > 1:

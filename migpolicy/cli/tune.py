@@ -71,7 +71,8 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
                    "is confident are worse than their median.")
 @click.option("--prefix-steps", default=8, show_default=True, type=click.IntRange(min=1),
               metavar="K", help="Report each replay's objective to the pruner K times per trace "
-                                "(after 1/K, 2/K ... of it); 1: after each trace only.")
+                                "(after 1/K, 2/K ... of it; also the points a tie with a "
+                                "finished trial is matched at); 1: after each trace only.")
 @click.option("--storage", default=None, metavar="URL",
               help="Optuna storage URL (sqlite:///f.db, postgresql://...) [default: "
                    "sqlite:///migpolicy-studies.db in the working directory].")
@@ -98,15 +99,18 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
 
     Each trial picks a policy from the space the plugins declare (placement
     policy and its parameters, engine, workers, batch size ...) and replays
-    every trace under it, summing the objective. Three things save replays:
+    every trace under it, summing the objective. Four things save replays:
     a pruner stops a candidate that trails the best one at the same point of
     a trace by more than a margin (30% over the first quarter of the trace,
     narrowing to 8% over its last quarter; --prefix-steps), a random forest
     trained on the finished trials skips candidates it is sure are poor
-    (--screen), and a candidate equal to a finished one reuses its result.
-    Every trial records its outcome: full, pruned, screened, cached or
-    failed. The kernel default (numab+watermark, default parameters) is the
-    first trial of a new study and the baseline of `improvement_pct`. Traces
+    (--screen), a candidate equal to a finished one reuses its result, and
+    one whose replay has equalled a finished trial's to the last bit at every
+    prefix point through half of the evaluation takes that trial's result
+    (its other values made no difference so far). Every trial records its
+    outcome: full, pruned, screened, cached, matched or failed. The kernel
+    default (numab+watermark, default parameters) is the first trial of a new
+    study and the baseline of `improvement_pct`. Traces
     that fit 1 GiB together are read into memory once; larger ones stream.
     Trials are stored as they complete: run the command again (or after
     Ctrl-C) to continue the study. Figures are modelled, as for replay.
@@ -216,6 +220,7 @@ def _print(data: dict[str, Any]) -> None:
     console.print(f"study {data['study']} ({data['storage']}): {data['trials']} trials: "
                   f"{data['replays_full']} replayed in full, {data['replays_pruned']} pruned, "
                   f"{data['screened_out']} screened out, {data['replays_cached']} cached, "
+                  f"{data['replays_matched']} matched, "
                   f"{data['trials_failed']} failed ({data['replay_equivalents']:.1f} full "
                   "replays of work)")
     from migpolicy.tuning.study import METRICS

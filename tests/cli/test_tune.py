@@ -15,9 +15,11 @@ import sqlalchemy.exc
 import yaml
 
 KEYS = {"best_value", "best_params", "baseline_value", "improvement_pct", "trials",
-        "replays_full", "replays_pruned", "screened_out", "replays_cached", "trials_failed",
+        "replays_full", "replays_pruned", "screened_out", "replays_cached", "replays_matched",
+        "trials_failed",
         "replay_equivalents", "study", "storage"}
-OUTCOMES = ("replays_full", "replays_pruned", "screened_out", "replays_cached", "trials_failed")
+OUTCOMES = ("replays_full", "replays_pruned", "screened_out", "replays_cached", "replays_matched",
+            "trials_failed")
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +103,7 @@ def test_ctrl_c_keeps_the_completed_trials(migpolicy_exe, phases, tmp_path):
     study = optuna.load_study(study_name="migpolicy", storage=storage)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) >= 3
-    assert all(t.user_attrs["outcome"] in ("full", "cached") for t in complete)
+    assert all(t.user_attrs["outcome"] in ("full", "cached", "matched") for t in complete)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
 
 

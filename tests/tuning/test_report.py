@@ -69,6 +69,9 @@ def test_single_objective_report_with_pruned_and_failed_trials(tmp_path, monkeyp
                                  state=TrialState.PRUNED, user_attrs={"outcome": "screened"}))
     study.add_trial(create_trial(params={"x": 3.0, "engine": "mt"}, distributions=SPACE,
                                  value=0.5, user_attrs={"outcome": "cached"}))
+    study.add_trial(create_trial(params={"x": 1.5, "engine": "mt"}, distributions=SPACE,
+                                 value=3.0, intermediate_values={0: 1.5},
+                                 user_attrs={"outcome": "matched", "same_as": 1}))
     drawn = _figures_drawn(monkeypatch)
     axis_marks = []
     scatter = matplotlib.axes.Axes.scatter
@@ -87,22 +90,26 @@ def test_single_objective_report_with_pruned_and_failed_trials(tmp_path, monkeyp
     assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no temporary left beside
     data = json.loads((out / "tune.json").read_text())
     assert data["summary"] == summary and data["objectives"] == ["objective 0"]
-    assert [t["number"] for t in data["trials"]] == list(range(9))
+    assert [t["number"] for t in data["trials"]] == list(range(10))
     assert [t["state"] for t in data["trials"]] == ["complete"] * 5 + ["pruned", "fail",
-                                                                      "pruned", "complete"]
+                                                                      "pruned", "complete",
+                                                                      "complete"]
     assert data["trials"][6]["user_attrs"] == {"outcome": "failed", "reason": "bad value"}
     assert data["trials"][3]["params"] == {"x": 3.0, "engine": "mt"}
     # best so far by hand: 5, 3, 3, 1, 1, unchanged by the pruned, failed and screened
-    # trials, then the cached one's 0.5
-    assert data["history"]["best_so_far"] == [[5.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5]]
+    # trials, then the cached one's 0.5, unchanged by the matched one's 3
+    assert data["history"]["best_so_far"] == [[5.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5,
+                                               0.5]]
     assert data["history"]["best_so_far"][0][-1] == study.best_value
     assert data["best_trials"] == [8] == [study.best_trial.number]
-    assert data["outcomes"] == {"full": 5, "pruned": 1, "screened": 1, "cached": 1, "failed": 1}
+    assert data["outcomes"] == {"full": 5, "pruned": 1, "screened": 1, "cached": 1, "matched": 1,
+                                "failed": 1}
     assert data["baseline"] == [5.0]
     # the pruned trial is drawn at the partial value it reported
     assert drawn["pruned (partial sum when stopped)"][0].tolist() == [[5.0, 2.5]]
     assert drawn["replayed in full"][0][:, 1].tolist() == [5.0, 3.0, 4.0, 1.0, 2.0]
     assert drawn["cached (value of an earlier replay)"][0].tolist() == [[8.0, 0.5]]
+    assert drawn["matched (replayed as an earlier trial through half)"][0].tolist() == [[9.0, 3.0]]
     # trials without a value are marked on the axis, each in its outcome's style
     assert sorted(axis_marks, key=lambda m: m[1]) == [("failed, no value (on the axis)", [6]),
                           ("screened out, no value (on the axis)", [7])]

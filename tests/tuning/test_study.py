@@ -63,7 +63,7 @@ def test_best_is_never_worse_than_the_kernel_default(traces, tmp_path, objective
     assert data["improvement_pct"] >= 0
     assert data["trials"] == 6
     assert sum(data[k] for k in ("replays_full", "replays_pruned", "screened_out",
-                                 "replays_cached", "trials_failed")) == 6
+                                 "replays_cached", "replays_matched", "trials_failed")) == 6
 
 
 def test_objective_is_the_sum_over_traces(traces):
@@ -212,6 +212,42 @@ def test_an_equal_candidate_takes_the_finished_result_without_a_replay(traces, t
     assert second.value == first.value
     assert second.user_attrs["events_replayed"] == 0
     assert summary(study, tuner, tuner.baseline())["replays_cached"] == 1
+
+
+@pytest.mark.parametrize("objective", ["app_time", "multi"])
+def test_a_candidate_that_replays_as_a_finished_one_takes_its_values(traces, tmp_path,
+                                                                      objective):
+    tuner = make_tuner(traces, objective)  # two traces: matched at the end of the first
+    study = open_study(tuner, "s", f"sqlite:///{tmp_path / 's.db'}")
+    idle = {"placement": "none", "placement.demotion": "none", "engine": "cpu"}
+    for batch in (64, 512):  # a policy that never migrates: its batch size makes no difference
+        study.enqueue_trial({**idle, "batch.max_folios": batch})
+    tuner.optimize(study, n_trials=3)
+    _, first, second = study.trials
+    assert first.user_attrs["outcome"] == "full"
+    assert len(first.user_attrs["checkpoints"]) == 2 * tuner.prefix_steps
+    assert second.user_attrs["outcome"] == "matched"
+    assert second.user_attrs["same_as"] == first.number
+    assert second.values == first.values
+    assert second.user_attrs["events_replayed"] == pytest.approx(60_000)  # the first trace
+    assert "checkpoints" not in second.user_attrs  # only a full replay can be a twin
+    # what the rest of the replay would have given
+    again = tuner.evaluate(tuner.params(second.params))
+    assert again.values(objective) == pytest.approx(first.values, rel=1e-12)
+    data = summary(study, tuner, tuner.baseline())
+    assert data["replays_matched"] == 1 and data["replays_full"] == 2
+
+
+def test_of_equal_values_the_best_is_a_replayed_trial(traces):
+    tuner = make_tuner(traces[:1])
+    study = open_study(tuner, "s", None)
+    distributions = {"placement": CategoricalDistribution(["none", "hist"])}
+    for outcome in ("matched", "full", "cached"):
+        study.add_trial(optuna.trial.create_trial(
+            value=1.0, params={"placement": "none"}, distributions=distributions,
+            user_attrs={"outcome": outcome, "app_time_s": 1.0, "migration_cpu_s": 0.0}))
+    best = summary(study, tuner, tuner.baseline())["best_trial"]
+    assert study.trials[best].user_attrs["outcome"] == "full"
 
 
 def test_two_objectives_give_a_front_no_trial_dominates(traces, tmp_path):
