@@ -34,7 +34,7 @@ _STYLES = {"full": ("C0", "o", "replayed in full"),
            "pruned": ("C1", "v", "pruned (partial sum when stopped)"),
            "screened": ("C2", "s", "screened out (value as stored)"),
            "cached": ("C4", "D", "cached (value of an earlier replay)"),
-           "matched": ("C5", "P", "matched (replayed as an earlier trial through half)"),
+           "matched": ("C5", "P", "matched (value of an earlier replay it tied)"),
            "failed": ("C3", "x", "failed")}
 
 #: How the page names the summary figures ``tune`` prints (others keep their JSON key).

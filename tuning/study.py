@@ -23,7 +23,7 @@ Fewer full replays for the same answer, four ways:
 * **caching**: a candidate equal to a finished one (same values of every
   parameter that applies) takes its values without a replay;
 * **matching**: a candidate whose replay has equalled a finished one's at
-  every report point through half of the evaluation takes its values without
+  every report point through 5/8 of the evaluation takes its values without
   the rest (:mod:`~migpolicy.tuning.matching`).
 
 Each trial records ``outcome`` (``full``, ``pruned``, ``screened``, ``cached``,
@@ -123,9 +123,9 @@ class Tuner:
     resolved them); they leave the search space. ``hw`` is the profile's name
     or YAML file. ``options`` are the replay options shared by every replay
     (its ``ids`` are filled per trace). ``cpu_budget`` bounds the migration
-    CPU time per second of application time. ``screening``, ``prefix_steps``
-    (reports per trace; 1: after each trace only), caching and matching are
-    what save replays (module docstring). Traces whose events fit ``resident_bytes``
+    CPU time per second of application time. ``screening``, ``matching``,
+    ``prefix_steps`` (reports per trace; 1: after each trace only) and caching
+    are what save replays (module docstring). Traces whose events fit ``resident_bytes``
     together are read into memory once (:func:`migpolicy.traces.resident.hold`):
     every replay would decode them again.
     """
@@ -138,6 +138,7 @@ class Tuner:
     options: ReplayOptions = field(default_factory=ReplayOptions)
     cpu_budget: float | None = None
     screening: bool = True
+    matching: bool = True
     prefix_steps: int = 8
     seed: int = 0
     resident_bytes: int = RESIDENT_BYTES
@@ -276,7 +277,8 @@ class Tuner:
                 self._record(trial, "screened", Figures.predicted(self.objective, predicted))
                 raise optuna.TrialPruned("screened out by the learned model")
         try:
-            figures = self.evaluate(self.params(suggested), trial, finished)
+            figures = self.evaluate(self.params(suggested), trial,
+                                    finished if self.matching else ())
         except InputError as exc:
             self._record(trial, "failed", reason=str(exc))
             raise

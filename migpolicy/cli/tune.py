@@ -69,6 +69,11 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
 @click.option("--screen/--no-screen", default=True, show_default=True,
               help="Skip candidates a model learned from the finished trials (a random forest) "
                    "is confident are worse than their median.")
+@click.option("--match/--no-match", default=True, show_default=True,
+              help="Stop a replay that has tied a fully replayed trial's figures, to the last "
+                   "bit, at every prefix report through 5/8 of the evaluation, and give it that "
+                   "trial's values (outcome matched); --no-match replays such candidates to "
+                   "the end.")
 @click.option("--prefix-steps", default=8, show_default=True, type=click.IntRange(min=1),
               metavar="K", help="Report each replay's objective to the pruner K times per trace "
                                 "(after 1/K, 2/K ... of it; also the points a tie with a "
@@ -92,7 +97,8 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[..., None] 
 def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
                  policy_file: str | None, param_items: tuple[str, ...], trials: int, jobs: int,
                  heartbeat_s: int, timeout: float | None, objective: str, cpu_budget: float | None,
-                 screen: bool, prefix_steps: int, storage: str | None, study_name: str,
+                 screen: bool, match: bool, prefix_steps: int, storage: str | None,
+                 study_name: str,
                  seed: int | None, fast: str, epoch: str | None, export_path: str | None,
                  as_json: bool, report_dir: str | None) -> None:
     """Find the policy that minimises the objective on TRACE... with Optuna (TPE).
@@ -106,8 +112,8 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     trained on the finished trials skips candidates it is sure are poor
     (--screen), a candidate equal to a finished one reuses its result, and
     one whose replay has equalled a finished trial's to the last bit at every
-    prefix point through half of the evaluation takes that trial's result
-    (its other values made no difference so far). Every trial records its
+    prefix point through 5/8 of the evaluation takes that trial's result (its
+    other values made no difference so far; --match). Every trial records its
     outcome: full, pruned, screened, cached, matched or failed. The kernel
     default (numab+watermark, default parameters) is the first trial of a new
     study and the baseline of `improvement_pct`. Traces
@@ -171,7 +177,7 @@ def tune_command(ctx: click.Context, trace_paths: tuple[str, ...], hw_name: str,
     options = ReplayOptions(fast=fast, epoch_ns=parse_duration(epoch) if epoch else None,
                             ahead=False if jobs > 1 else None)
     tuner = Tuner(pm=pm, hw=hw_name, traces=traces, fixed=fixed, objective=objective,
-                  options=options, cpu_budget=cpu_budget, screening=screen,
+                  options=options, cpu_budget=cpu_budget, screening=screen, matching=match,
                   prefix_steps=prefix_steps, seed=seed or 0)
     baseline = tuner.baseline()
     import optuna

@@ -52,6 +52,25 @@ def test_tune_json_export_and_replay_round_trip(run_cli, phases, tmp_path):
     assert json.loads(out)["app_time_s"] == pytest.approx(data["baseline_value"], rel=1e-9)
 
 
+@pytest.mark.parametrize("match", [True, False])
+def test_candidates_that_replay_alike_are_matched_unless_told_not_to(run_cli, phases, tmp_path,
+                                                                     match):
+    # a policy that never migrates: every engine and batch size replays the same
+    code, out, err = run_cli("tune", phases, "--trials", "4", "--seed", "1", "--epoch", "500us",
+                             "--param", "placement=none", "--param", "placement.demotion=none",
+                             "--storage", f"sqlite:///{tmp_path / 's.db'}", "--json",
+                             "--match" if match else "--no-match")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["replays_full"] + data["replays_cached"] + data["replays_matched"] == 4
+    if match:
+        assert data["replays_full"] == 1 and data["replays_matched"] >= 2
+        # a matched candidate replayed 5/8 of the trace
+        assert data["replay_equivalents"] == pytest.approx(1 + data["replays_matched"] * 5 / 8)
+    else:
+        assert data["replays_matched"] == 0 and data["replays_full"] >= 3
+
+
 def test_default_storage_is_a_file_in_the_working_directory_and_resumes(migpolicy_exe, phases,
                                                                         tmp_path):
     def tune(*args: str) -> subprocess.CompletedProcess:

@@ -19,20 +19,21 @@ def finished(number: int, points, outcome: str = "full"):
     return trial
 
 
-def test_match_after_half_and_never_at_the_end():
-    assert match_after(8) == 4
-    assert match_after(16) == 8
+def test_match_after_five_eighths_and_never_at_the_end():
+    assert match_after(8) == 5
+    assert match_after(16) == 10
+    assert match_after(4) == 3
     assert match_after(3) == 2
-    assert match_after(2) == 1
-    assert match_after(1) is None  # one checkpoint is the total: nothing left to save
+    assert match_after(2) is None  # the tie would be known at the end only: nothing to save
+    assert match_after(1) is None
     assert match_after(0) is None
 
 
-def test_a_tie_through_half_names_the_twin():
+def test_a_tie_through_five_eighths_names_the_twin():
     points = [[float(i), i / 10] for i in range(1, 9)]
     watch = TwinWatch([finished(3, points)], steps=8)
-    assert [watch.add(*p) for p in points[:3]] == [None, None, None]
-    assert watch.add(*points[3]).number == 3
+    assert [watch.add(*p) for p in points[:4]] == [None] * 4
+    assert watch.add(*points[4]).number == 3
 
 
 def test_one_differing_figure_or_bit_breaks_the_tie():
@@ -53,10 +54,10 @@ def test_only_measured_trials_of_the_same_checkpoints_are_twins():
 
 def test_the_earliest_of_several_twins():
     points = [[float(i), 0.5] for i in range(1, 9)]
-    watch = TwinWatch([finished(7, points), finished(2, points[:4] + [[0.0, 0.0]] * 4)],
+    watch = TwinWatch([finished(7, points), finished(2, points[:5] + [[0.0, 0.0]] * 3)],
                       steps=8)
-    assert [watch.add(*p) for p in points[:3]] == [None] * 3
-    assert watch.add(*points[3]).number == 2
+    assert [watch.add(*p) for p in points[:4]] == [None] * 4
+    assert watch.add(*points[4]).number == 2
 
 
 def test_matched_names_the_twin_and_the_events_replayed():

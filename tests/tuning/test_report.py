@@ -109,7 +109,7 @@ def test_single_objective_report_with_pruned_and_failed_trials(tmp_path, monkeyp
     assert drawn["pruned (partial sum when stopped)"][0].tolist() == [[5.0, 2.5]]
     assert drawn["replayed in full"][0][:, 1].tolist() == [5.0, 3.0, 4.0, 1.0, 2.0]
     assert drawn["cached (value of an earlier replay)"][0].tolist() == [[8.0, 0.5]]
-    assert drawn["matched (replayed as an earlier trial through half)"][0].tolist() == [[9.0, 3.0]]
+    assert drawn["matched (value of an earlier replay it tied)"][0].tolist() == [[9.0, 3.0]]
     # trials without a value are marked on the axis, each in its outcome's style
     assert sorted(axis_marks, key=lambda m: m[1]) == [("failed, no value (on the axis)", [6]),
                           ("screened out, no value (on the axis)", [7])]
