@@ -25,7 +25,7 @@ matters):
    pruner, no screening, one report per trace) and **TPE + model + pruning**
    (the tuner's defaults: a learned model that screens
    candidates, prefix replays reported to the tuner's pruner, and a candidate
-   that ties a finished trial through half of its prefixes matched to it). A run stops
+   that ties a finished trial through 5/8 of its prefixes matched to it). A run stops
    when its best full replay is within 2% of the grid optimum or after
    ``--budget`` (a fraction of the grid size) full replays.
 
