@@ -60,8 +60,9 @@ class TwinWatch:
     """The finished trials a running replay has equalled at every checkpoint so far.
 
     ``finished`` are candidates for a twin: only those replayed in full
-    (``outcome`` ``full``) with ``steps`` recorded checkpoints count, so a
-    twin's values were always measured, never themselves presumed.
+    (``outcome`` ``full``) with a list of ``steps`` recorded checkpoints
+    count, so a twin's values were always measured, never themselves
+    presumed (and a study written by other tools cannot make one up).
     """
 
     def __init__(self, finished: Sequence[FrozenTrial], steps: int) -> None:
@@ -69,7 +70,8 @@ class TwinWatch:
         self.seen: list[list[float]] = []
         self._twins = ({t.number: t for t in finished
                         if t.user_attrs.get("outcome") == "full"
-                        and len(t.user_attrs.get(CHECKPOINTS_ATTR) or ()) == steps}
+                        and isinstance(points := t.user_attrs.get(CHECKPOINTS_ATTR), list)
+                        and len(points) == steps}
                        if self.after is not None else {})
 
     def add(self, app_time_s: float, migration_cpu_s: float) -> FrozenTrial | None:

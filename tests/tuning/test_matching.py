@@ -12,7 +12,7 @@ from migpolicy.tuning.matching import CHECKPOINTS_ATTR, Matched, TwinWatch, matc
 
 
 def finished(number: int, points, outcome: str = "full"):
-    trial = create_trial(state=TrialState.COMPLETE, value=points[-1][0], params={"x": number},
+    trial = create_trial(state=TrialState.COMPLETE, value=float(number), params={"x": number},
                          distributions={"x": IntDistribution(0, 1000)},
                          user_attrs={"outcome": outcome, CHECKPOINTS_ATTR: points})
     trial.number = number
@@ -47,7 +47,8 @@ def test_one_differing_figure_or_bit_breaks_the_tie():
 def test_only_measured_trials_of_the_same_checkpoints_are_twins():
     points = [[float(i), 0.0] for i in range(1, 9)]
     others = [finished(1, points, outcome="matched"), finished(2, points, outcome="cached"),
-              finished(4, points[:7])]  # replayed with other --prefix-steps
+              finished(4, points[:7]),  # replayed with other --prefix-steps
+              finished(5, 8), finished(6, "8 points")]  # attributes another tool wrote
     watch = TwinWatch(others, steps=8)
     assert all(watch.add(*p) is None for p in points[:7])
 
