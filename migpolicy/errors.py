@@ -7,7 +7,12 @@ name the file, the line or record, and what was expected.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "InputError", "MigpolicyError", "PluginError", "from_interrupt"]
+import signal
+from types import FrameType
+from typing import NoReturn
+
+__all__ = ["ConfigError", "InputError", "MigpolicyError", "PluginError", "from_interrupt",
+           "interrupt_once"]
 
 
 class MigpolicyError(Exception):
@@ -42,3 +47,15 @@ def from_interrupt(exc: BaseException) -> bool:
         seen.add(id(link))
         link = link.__cause__ or link.__context__
     return False
+
+
+def interrupt_once(signum: int, frame: FrameType | None) -> NoReturn:
+    """SIGINT handler of the command line: the first Ctrl-C raises, every later one is ignored.
+
+    The clean-up after the first (failing the running trial, removing a
+    half-written file, waiting for worker processes) then cannot be cut
+    short by a second Ctrl-C, nor can the second land in the handler of the
+    first, beyond the reach of the code that reports the interrupt.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt

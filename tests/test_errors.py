@@ -1,10 +1,13 @@
-"""Telling a Ctrl-C apart when it comes back wrapped in another error."""
+"""Telling a Ctrl-C apart when it comes back wrapped in another error; taking only the first."""
 
 from __future__ import annotations
 
+import signal
 from itertools import pairwise
 
-from migpolicy.errors import InputError, from_interrupt
+import pytest
+
+from migpolicy.errors import InputError, from_interrupt, interrupt_once
 
 
 def chained(*errors: BaseException, via: str = "__context__") -> BaseException:
@@ -27,3 +30,14 @@ def test_an_ordinary_error_is_not_an_interrupt_and_a_cycle_ends():
     a, b = RuntimeError("a"), RuntimeError("b")
     a.__context__, b.__context__ = b, a
     assert not from_interrupt(a)
+
+
+def test_the_first_ctrl_c_raises_and_every_later_one_is_ignored():
+    previous = signal.signal(signal.SIGINT, interrupt_once)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        signal.raise_signal(signal.SIGINT)  # ignored: nothing raised
+    finally:
+        signal.signal(signal.SIGINT, previous)

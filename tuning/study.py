@@ -391,6 +391,8 @@ def _interrupt_noted():
 
     def interrupt(signum, frame) -> None:
         _Interrupt.seen = True
+        if callable(previous):  # the command line's, which ignores any later Ctrl-C
+            previous(signum, frame)
         raise KeyboardInterrupt
 
     def unraisable(info) -> None:  # a dropped Ctrl-C is raised again after the trial
@@ -403,7 +405,8 @@ def _interrupt_noted():
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if signal.getsignal(signal.SIGINT) is interrupt:  # not replaced meanwhile (SIG_IGN)
+            signal.signal(signal.SIGINT, previous)
         sys.unraisablehook = hook
 
 

@@ -38,7 +38,7 @@ import optuna
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
-from migpolicy.errors import InputError, MigpolicyError
+from migpolicy.errors import InputError, MigpolicyError, interrupt_once
 from migpolicy.tuning.storage import SharedStorage, ctrl_c_deferred, error_reason, safe_url
 from migpolicy.tuning.study import Tuner, echoes_interrupt, open_study
 
@@ -199,8 +199,8 @@ def _worker(index: int, tuner: Tuner, storage: SharedStorage, name: str,
     connection (the parent disposed of them): setting it up again would take
     each worker a third of a second.
     """
-    # forked while the parent held Ctrl-C back (ctrl_c_deferred): take it as usual again
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # forked while the parent held Ctrl-C back (ctrl_c_deferred): take it as the command does
+    signal.signal(signal.SIGINT, interrupt_once)
     try:
         study = open_study(tuner, name, storage,
                            sampler=tuner.sampler(worker_seed(seed, index)))

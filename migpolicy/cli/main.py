@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from migpolicy import __version__
-from migpolicy.cli import interrupted
+from migpolicy.cli import command_over, interrupted
 from migpolicy.cli.lazy import LazyGroup
 from migpolicy.cli.output import console, echo_json
 from migpolicy.errors import MigpolicyError, from_interrupt
@@ -34,7 +34,9 @@ class _Group(LazyGroup):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            command_over()
+            return result
         except KeyboardInterrupt:
             interrupted()
         except Exception as exc:

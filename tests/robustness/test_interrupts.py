@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -106,3 +107,73 @@ def test_an_error_caused_by_ctrl_c_inside_c_code_is_an_interrupt(migpolicy_exe, 
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip() == "migpolicy: interrupted"
     assert done.stdout == ""
+
+
+def test_a_second_ctrl_c_does_not_cut_short_the_clean_up_after_the_first(migpolicy_exe,
+                                                                        tmp_path: Path):
+    """Ctrl-C twice in quick succession: the clean-up the first started runs to its end,
+    and the command still ends as interrupted, in one line."""
+    (tmp_path / "ctrl_c_twice.py").write_text(
+        "import os, pathlib, signal, time\n"
+        "from migpolicy.contract import hookimpl\n\n\n"
+        "@hookimpl(tryfirst=True)\n"
+        "def migpolicy_isolate(folios, hw):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(30)\n"
+        "    except KeyboardInterrupt:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)  # the second, during the clean-up\n"
+        "        time.sleep(0.2)\n"
+        "        pathlib.Path('cleaned-up').write_text('yes')\n"
+        "        raise\n")
+    done = subprocess.run([migpolicy_exe, "-p", "ctrl_c_twice", "move", "--bytes", "4M",
+                           "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "migpolicy: interrupted"
+    assert done.stdout == ""
+    assert (tmp_path / "cleaned-up").read_text() == "yes"
+
+
+def _run_with_ctrl_c_in(hook: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``migpolicy move --bytes 4M --json`` through the console script's entry point, with
+    ``hook`` (Python lines) patched into click's steps around the command to send a Ctrl-C."""
+    script = tmp_path / "ctrl_c_in_click.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "import click\n"
+        "from migpolicy.cli import run\n\n\n"
+        "def ctrl_c():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.2)\n\n\n"
+        f"{hook}\n"
+        "sys.argv = ['migpolicy', 'move', '--bytes', '4M', '--json']\n"
+        "run()\n")
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+
+
+def test_ctrl_c_while_click_parses_the_command_line_is_an_interrupt(tmp_path: Path):
+    done = _run_with_ctrl_c_in(
+        "parse = click.Group.parse_args\n\n\n"
+        "def parse_with_ctrl_c(self, ctx, args):\n"
+        "    if ctx.parent is None:\n"
+        "        ctrl_c()\n"
+        "    return parse(self, ctx, args)\n\n\n"
+        "click.Group.parse_args = parse_with_ctrl_c\n", tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "migpolicy: interrupted"  # after a blank line closing "^C"
+    assert done.stdout == ""
+
+
+def test_ctrl_c_after_the_command_returned_leaves_it_finished(tmp_path: Path):
+    done = _run_with_ctrl_c_in(
+        "close = click.Context.close\n\n\n"
+        "def close_with_ctrl_c(self):\n"
+        "    if self.parent is None:  # click closes the top context after the command\n"
+        "        ctrl_c()\n"
+        "    close(self)\n\n\n"
+        "click.Context.close = close_with_ctrl_c\n", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout)["folios"] > 0

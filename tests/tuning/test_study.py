@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
 
-from migpolicy.errors import InputError
+from migpolicy.errors import InputError, interrupt_once
 from migpolicy.plugin_manager import get_plugin_manager
 from migpolicy.replay import DEFAULT_POLICY, ReplayOptions
 from migpolicy.traces import open_trace
@@ -178,6 +178,29 @@ def test_an_error_that_hides_a_ctrl_c_still_stops_and_fails_the_trial(traces, tm
         raise AssertionError("Should not reach.")  # no link to the interrupt
 
     states = _trials_after_interrupting_the_second_result(traces, tmp_path, hidden_ctrl_c)
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+
+
+def test_after_a_ctrl_c_the_handler_before_tuning_is_back_unless_it_ignores_the_next(
+        traces, tmp_path):
+    """Called from Python, the tuner gives the interpreter's own handler back after a Ctrl-C
+    (Ctrl-C works again at the prompt); under the command line's handler the first Ctrl-C
+    leaves later ones ignored while the command cleans up."""
+    def ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+
+    for name in "ab":
+        (tmp_path / name).mkdir()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    _trials_after_interrupting_the_second_result(traces, tmp_path / "a", ctrl_c)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, interrupt_once)
+    try:
+        states = _trials_after_interrupting_the_second_result(traces, tmp_path / "b", ctrl_c)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
 
 
