@@ -31,9 +31,7 @@ import hashlib
 import itertools
 import os
 import random
-import signal
 import sqlite3
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -49,8 +47,9 @@ from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 
 from migpolicy.errors import InputError
+from migpolicy.tuning.interrupts import ctrl_c_deferred
 
-__all__ = ["CONNECT_TIMEOUT_S", "DEFAULT_HEARTBEAT_S", "SharedStorage", "ctrl_c_deferred",
+__all__ = ["CONNECT_TIMEOUT_S", "DEFAULT_HEARTBEAT_S", "SharedStorage",
            "dashboard_command", "error_reason", "open_storage", "safe_url"]
 
 #: Seconds between heartbeats of a running trial; a trial silent for 2x this is failed.
@@ -336,28 +335,6 @@ class SharedStorage(RDBStorage):
                 os.close(fd)
         else:
             yield
-
-
-@contextlib.contextmanager
-def ctrl_c_deferred() -> Iterator[None]:
-    """Hold Ctrl-C back (main thread) until the block is done; it is delivered right after.
-
-    Held back by Python's own SIGINT handler, not by the signal mask: any
-    thread of the process may take the signal (pyarrow's pool, a trace
-    reader's), and Python then raises it in the main thread whatever that
-    thread's mask says.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    came: list[bool] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(True))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if came:
-            signal.raise_signal(signal.SIGINT)  # to the handler the block held it from
 
 
 def _write_ahead_log(database: str) -> None:

@@ -42,9 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import sys
-import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -55,12 +52,13 @@ import pluggy
 from optuna.trial import TrialState
 
 from migpolicy.context import build_context
-from migpolicy.errors import InputError, from_interrupt
+from migpolicy.errors import InputError
 from migpolicy.hardware.profile import Profile
 from migpolicy.hardware.registry import find_profile
 from migpolicy.replay import DEFAULT_POLICY, Checkpoint, ReplayOptions, page_ids, replay
 from migpolicy.traces import Trace
 from migpolicy.traces.resident import hold
+from migpolicy.tuning.interrupts import echoes_interrupt, interrupt_noted, reraise_lost_interrupt
 from migpolicy.tuning.matching import CHECKPOINTS_ATTR, Matched, TwinWatch
 from migpolicy.tuning.pruning import LeaderPruner
 from migpolicy.tuning.sampler import SnapshotTPESampler, trials_this_trial
@@ -309,9 +307,9 @@ class Tuner:
         again when the trial ends.
         """
         self._running = None
-        callbacks = [*(kwargs.pop("callbacks", None) or ()), _reraise_lost_interrupt]
+        callbacks = [*(kwargs.pop("callbacks", None) or ()), reraise_lost_interrupt]
         try:
-            with _interrupt_noted():
+            with interrupt_noted():
                 study.optimize(self.objective_fn, catch=(InputError,), callbacks=callbacks,
                                **kwargs)
         except Exception as exc:
@@ -357,63 +355,6 @@ class Tuner:
                 "fast": str(self.options.fast), "epoch_ns": self.options.epoch_ns,
                 "initial": self.options.initial, "max_events": self.options.max_events,
                 "seed": self.options.seed, "cpu_budget": self.cpu_budget}
-
-
-class _Interrupt:
-    """Whether Ctrl-C came while tuning in this process.
-
-    A plain attribute, not a ``threading.Event``: the signal handler sets it,
-    and an Event takes a lock, so a second Ctrl-C landing inside the first
-    one's handler (a terminal's and then ``--jobs``'s own) deadlocked on it.
-    """
-
-    seen = False
-
-
-def echoes_interrupt(exc: BaseException) -> bool:
-    """Whether ``exc`` is a Ctrl-C in disguise: one is linked to it, or Ctrl-C came while this
-    process was tuning, and any error after it is its echo (Optuna or a driver turn an
-    interrupt mid-write into errors of their own, not always linked)."""
-    return from_interrupt(exc) or _Interrupt.seen
-
-
-@contextlib.contextmanager
-def _interrupt_noted():
-    """While tuning (main thread): Ctrl-C raises as usual and is also remembered.
-
-    Python drops an exception raised in a finaliser (printing "Exception
-    ignored"); such a Ctrl-C is not printed, and :func:`_reraise_lost_interrupt`
-    raises it again when the trial ends.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame) -> None:
-        _Interrupt.seen = True
-        if callable(previous):  # the command line's, which ignores any later Ctrl-C
-            previous(signum, frame)
-        raise KeyboardInterrupt
-
-    def unraisable(info) -> None:  # a dropped Ctrl-C is raised again after the trial
-        if not isinstance(info.exc_value, KeyboardInterrupt):
-            hook(info)
-
-    _Interrupt.seen = False
-    previous, hook = signal.signal(signal.SIGINT, interrupt), sys.unraisablehook
-    sys.unraisablehook = unraisable
-    try:
-        yield
-    finally:
-        if signal.getsignal(signal.SIGINT) is interrupt:  # not replaced meanwhile (SIG_IGN)
-            signal.signal(signal.SIGINT, previous)
-        sys.unraisablehook = hook
-
-
-def _reraise_lost_interrupt(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Optuna callback: a Ctrl-C seen but swallowed during the trial stops the study now."""
-    if _Interrupt.seen:
-        raise KeyboardInterrupt
 
 
 def _feasible(trial: optuna.trial.FrozenTrial) -> bool:

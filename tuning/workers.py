@@ -39,8 +39,9 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from migpolicy.errors import InputError, MigpolicyError, interrupt_once
-from migpolicy.tuning.storage import SharedStorage, ctrl_c_deferred, error_reason, safe_url
-from migpolicy.tuning.study import Tuner, echoes_interrupt, open_study
+from migpolicy.tuning.interrupts import ctrl_c_deferred, echoes_interrupt
+from migpolicy.tuning.storage import SharedStorage, error_reason, safe_url
+from migpolicy.tuning.study import Tuner, open_study
 
 __all__ = ["BudgetSpent", "Run", "counts", "run_progress", "run_workers", "start_run", "work",
            "worker_seed"]

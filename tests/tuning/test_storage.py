@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import sqlite3
 import threading
@@ -21,7 +20,7 @@ from optuna.trial import TrialState
 
 from migpolicy.errors import InputError
 from migpolicy.tuning import storage as storage_module
-from migpolicy.tuning.storage import ctrl_c_deferred, dashboard_command, open_storage, safe_url
+from migpolicy.tuning.storage import dashboard_command, open_storage, safe_url
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -268,25 +267,6 @@ def test_an_sqlite_study_file_keeps_a_write_ahead_log(tmp_path):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with pytest.raises(InputError, match="cannot open the study storage"):
         open_storage(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
-
-
-def test_ctrl_c_taken_by_another_thread_waits_for_the_end_of_the_block():
-    """The signal mask of the main thread would not hold it: Python raises a SIGINT that any
-    thread took in the main thread."""
-    stop = threading.Event()
-    helper = threading.Thread(target=stop.wait)
-    helper.start()
-    done = []
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            with ctrl_c_deferred():
-                signal.pthread_kill(helper.ident, signal.SIGINT)
-                time.sleep(0.2)  # Python runs its handlers between bytecodes here
-                done.append("block")
-    finally:
-        stop.set()
-        helper.join()
-    assert done == ["block"]
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
