@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from migpolicy.context import build_context
-from migpolicy.hardware.calibrate import Settings, measure, plan, write_table
 from migpolicy.hardware.learned import save_model, train, training_set
 from migpolicy.hardware.locations import shipped_dir
+from migpolicy.hardware.measure import Settings, measure, plan, write_table
 from migpolicy.hardware.numa import detect_nodes
 from migpolicy.hardware.predict import pipeline_row_pricer
 from migpolicy.hardware.profile import load_profile

@@ -114,8 +114,9 @@ def calibrate_command(ctx: click.Context, out: Path | None, engines: str, quick:
     """
     from migpolicy.context import build_context
     from migpolicy.errors import InputError
-    from migpolicy.hardware.calibrate import PROVENANCE_ID, Settings, calibrate, destinations
+    from migpolicy.hardware.calibrate import PROVENANCE_ID, calibrate, destinations
     from migpolicy.hardware.locations import shipped_dir, user_dir
+    from migpolicy.hardware.measure import Settings
 
     settings = Settings.preset(
         quick, engines=tuple(e.strip() for e in engines.split(",") if e.strip()),

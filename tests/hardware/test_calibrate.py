@@ -1,8 +1,7 @@
-"""Calibration: the grid, real cold copies, the fit, the profile written (and not written)."""
+"""Calibration: fitting the measured copies, the profile written (and not written), NUMA."""
 
 from __future__ import annotations
 
-import csv
 import os
 import platform
 from dataclasses import replace
@@ -15,10 +14,11 @@ from migpolicy import execute
 from migpolicy.context import build_context
 from migpolicy.errors import ConfigError, InputError
 from migpolicy.hardware import calibrate as cal
+from migpolicy.hardware import measure as measuring
 from migpolicy.hardware import numa
-from migpolicy.hardware.calibrate import Experiment, Settings, measure, plan, write_table
 from migpolicy.hardware.fit import FitResult
 from migpolicy.hardware.locations import shipped_dir, user_dir
+from migpolicy.hardware.measure import Experiment, Settings, measure, plan
 from migpolicy.hardware.profile import load_profile
 from migpolicy.hardware.registry import find_profile
 from migpolicy.hardware.tables import read_table
@@ -38,63 +38,6 @@ def local_ctx():
 def run_calibration(local_ctx, out: Path, settings: Settings = TINY, **kw):
     return cal.calibrate(local_ctx.pm, local_ctx.hw, local_ctx.params, settings, out,
                          command="migpolicy hw calibrate --test", **kw)
-
-
-def test_plan_covers_sizes_counts_and_threads_within_the_byte_limits() -> None:
-    settings = Settings(sizes=(4 * K, 64 * K, 2 * M), counts=(1, 16, 512), max_bytes=2 * M,
-                        min_bytes=64 * K, threads=(1, 2, 4))
-    experiments = plan(settings, gpu=False, nodes=1)
-    pairs = {(e.folio_bytes, e.count) for e in experiments}
-    assert pairs == {(4 * K, 16), (4 * K, 512), (64 * K, 1), (64 * K, 16), (2 * M, 1)}
-    assert {e.workers for e in experiments if e.engine == "cpu"} == {1}
-    assert {e.workers for e in experiments if e.engine == "mt"} == {1, 2, 4}
-    assert {e.scope for e in experiments} == {"copy"}
-
-
-def test_plan_adds_gpu_batches_and_moves_only_where_the_machine_has_them() -> None:
-    settings = Settings(sizes=(256 * K,), counts=(1, 1024), max_bytes=256 * M, threads=(1,))
-    without = plan(settings, gpu=False, nodes=1)
-    with_both = plan(settings, gpu=True, nodes=2)
-    assert not any(e.engine == "gpu" or e.scope == "move" for e in without)
-    gpu = [e for e in with_both if e.engine == "gpu"]
-    assert {e.workers for e in gpu} == set(cal.GPU_STREAMS)
-    assert {e.count for e in gpu} == {1}  # a GPU experiment is one batch (<= 512 folios)
-    moves = [e for e in with_both if e.scope == "move"]
-    assert moves and all(e.engine == "cpu" and e.folio_bytes == 4 * K for e in moves)
-
-
-def test_thread_counts_are_powers_of_two_and_every_cpu(monkeypatch) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 6)
-    assert Settings().thread_counts() == (1, 2, 4, 6)
-    assert Settings(threads=(3,)).thread_counts() == (3,)
-
-
-def test_quick_preset_is_smaller_and_overrides_apply() -> None:
-    full, quick = Settings.preset(), Settings.preset(quick=True, samples=9, sizes=None)
-    assert len(quick.sizes) < len(full.sizes) and quick.max_bytes < full.max_bytes
-    assert quick.samples == 9 and quick.sizes == cal.QUICK_SIZES
-    assert min(full.sizes) == 4 * K and max(full.sizes) == 2 * M
-
-
-def test_measure_keeps_every_sample_and_the_table_reads_back(tmp_path) -> None:
-    experiments = plan(TINY, gpu=False, nodes=1)
-    results = measure(experiments, TINY)
-    assert [m.experiment for m in results] == experiments
-    for m in results:
-        assert len(m.seconds) == TINY.samples and min(m.seconds) > 0
-    path = tmp_path / "measured.csv"
-    write_table(path, results)
-    rows = read_table(path, ["cpu", "mt"])
-    assert len(rows) == len(experiments)
-    assert set(rows["scope"]) == {"copy"}
-    np.testing.assert_allclose(rows["throughput_gbps"], [m.median_gbps for m in results],
-                               rtol=1e-5)
-    with path.open() as handle:
-        record = next(csv.DictReader(handle))
-    samples = [float(v) for v in record["sample_gbps"].split()]
-    assert len(samples) == TINY.samples == int(record["samples"])
-    assert float(record["min_gbps"]) == pytest.approx(min(samples), rel=1e-5)
-    assert float(record["max_gbps"]) == pytest.approx(max(samples), rel=1e-5)
 
 
 def test_calibrate_writes_a_measured_local_profile_and_its_table(local_ctx, tmp_path) -> None:
@@ -175,7 +118,7 @@ def test_gpu_is_skipped_with_a_note_when_no_gpu_is_seen(local_ctx, tmp_path, mon
     sample each on a shared machine sometimes gave a fit that did not converge, and what is
     checked here is the GPU's note."""
     monkeypatch.setattr(execute, "gpu_backend", lambda: None)
-    monkeypatch.setattr(cal._CopyBench, "seconds",
+    monkeypatch.setattr(measuring._CopyBench, "seconds",
                         lambda self, exp, repeats: 2e-6 * exp.count + exp.nbytes / 10e9)
     settings = Settings(engines=("cpu", "gpu"), sizes=(64 * K, 256 * K), counts=(4, 8, 16),
                         samples=1)
