@@ -92,18 +92,26 @@ def test_ctrl_c_ends_a_long_command_promptly_and_cleanly(long_command, trial, mi
     assert not result["leftover"], shown
 
 
+def _move_with_isolate_hook(body: str, migpolicy_exe: str,
+                            tmp_path: Path) -> subprocess.CompletedProcess:
+    """``migpolicy move --bytes 4M --json`` with a plugin whose isolate hook runs ``body``
+    (Python lines, indented for the hook; ``os``, ``pathlib``, ``signal`` and ``time`` imported)."""
+    (tmp_path / "ctrl_c_plugin.py").write_text(
+        "import os, pathlib, signal, time\n"
+        "from migpolicy.contract import hookimpl\n\n\n"
+        "@hookimpl(tryfirst=True)\n"
+        "def migpolicy_isolate(folios, hw):\n" + body)
+    return subprocess.run([migpolicy_exe, "-p", "ctrl_c_plugin", "move", "--bytes", "4M",
+                           "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+
+
 def test_an_error_caused_by_ctrl_c_inside_c_code_is_an_interrupt(migpolicy_exe, tmp_path: Path):
     """Ctrl-C inside C code (a compiled loop, an extension's start-up) comes back as another
     error caused by the KeyboardInterrupt: the command still ends as interrupted."""
-    (tmp_path / "ctrl_c_in_c.py").write_text(
-        "from migpolicy.contract import hookimpl\n\n\n"
-        "@hookimpl(tryfirst=True)\n"
-        "def migpolicy_isolate(folios, hw):\n"
+    done = _move_with_isolate_hook(
         "    raise SystemError('returned a result with an exception set') "
-        "from KeyboardInterrupt()\n")
-    done = subprocess.run([migpolicy_exe, "-p", "ctrl_c_in_c", "move", "--bytes", "4M",
-                           "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+        "from KeyboardInterrupt()\n", migpolicy_exe, tmp_path)
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip() == "migpolicy: interrupted"
     assert done.stdout == ""
@@ -113,11 +121,7 @@ def test_a_second_ctrl_c_does_not_cut_short_the_clean_up_after_the_first(migpoli
                                                                         tmp_path: Path):
     """Ctrl-C twice in quick succession: the clean-up the first started runs to its end,
     and the command still ends as interrupted, in one line."""
-    (tmp_path / "ctrl_c_twice.py").write_text(
-        "import os, pathlib, signal, time\n"
-        "from migpolicy.contract import hookimpl\n\n\n"
-        "@hookimpl(tryfirst=True)\n"
-        "def migpolicy_isolate(folios, hw):\n"
+    done = _move_with_isolate_hook(
         "    try:\n"
         "        os.kill(os.getpid(), signal.SIGINT)\n"
         "        time.sleep(30)\n"
@@ -125,10 +129,7 @@ def test_a_second_ctrl_c_does_not_cut_short_the_clean_up_after_the_first(migpoli
         "        os.kill(os.getpid(), signal.SIGINT)  # the second, during the clean-up\n"
         "        time.sleep(0.2)\n"
         "        pathlib.Path('cleaned-up').write_text('yes')\n"
-        "        raise\n")
-    done = subprocess.run([migpolicy_exe, "-p", "ctrl_c_twice", "move", "--bytes", "4M",
-                           "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+        "        raise\n", migpolicy_exe, tmp_path)
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip() == "migpolicy: interrupted"
     assert done.stdout == ""
