@@ -185,9 +185,20 @@ class FitResult:
         out = [f"{name} ended at its bound {bound:g}: the data pushed it out of its plausible "
                "range, so its value is not a measurement" for name, bound in self.at_bound.items()]
         out += [f"{name} is not determined by these rows (relative uncertainty "
-                f"{'unbounded' if not np.isfinite(f) else f'x{f:.3g}'}); its value is arbitrary"
-                for name, f in self.undetermined.items()]
+                f"{_factor(f)}); its value is arbitrary" for name, f in self.undetermined.items()]
         return out
+
+
+#: Beyond this factor an uncertainty says only that the rows barely constrain the value
+#: (a near-singular Jacobian gives factors such as x1e+247): it is shown as "over x1000".
+_SHOWN_FACTOR = 1e3
+
+
+def _factor(f: float) -> str:
+    """An uncertainty factor as the warnings word it."""
+    if not np.isfinite(f):
+        return "unbounded"
+    return f"over x{_SHOWN_FACTOR:g}" if f > _SHOWN_FACTOR else f"x{f:.3g}"
 
 
 def abs_pct_err(predicted: np.ndarray, observed: np.ndarray) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -164,3 +166,14 @@ def test_shipped_profiles_hold_no_fitted_value_at_a_bound(zen3_v2, zen3_v3):
                 continue
             low, high = bounds_for(path)
             assert low * 1.01 < value.value < high / 1.01, path
+
+
+@pytest.mark.parametrize(("factor", "shown"), [(4.9, "x4.9"), (999.0, "x999"),
+                                               (1e247, "over x1000"), (math.inf, "unbounded")])
+def test_an_uncertainty_factor_is_worded_within_what_it_can_say(zen3_v2, factor, shown):
+    run = zen3_v2
+    rows = read_table(shipped_table("3"), run.engines)
+    result = fit_parameters(predictor(run), run.hw, rows, ["memory.ccd_gbps"], FITTED)
+    result.undetermined = {"memory.ccd_gbps": factor}
+    assert result.warnings() == [f"memory.ccd_gbps is not determined by these rows (relative "
+                                 f"uncertainty {shown}); its value is arbitrary"]
