@@ -78,14 +78,13 @@ def main(ctx: click.Context, plugins: tuple[str, ...]) -> None:
     """Model, price and tune Linux page-migration policy.
 
     \b
-    The loop: a trace, a tuned policy, a replay against the kernel default,
-    and the kernel settings the policy corresponds to:
+    Examples:
+      # the loop: a trace, a tuned policy, a replay against the kernel default,
+      # and the kernel settings the tuned policy corresponds to
       migpolicy trace gen phases --out phases.mpt --events 1M --pages 4096
       migpolicy tune phases.mpt --trials 40 --export best.yaml --report tune-report
       migpolicy replay phases.mpt --compare none,numab+watermark,best.yaml
       migpolicy policy kernel best.yaml
-    \b
-    One migration, and what the model knows:
       # price a move_pages() experiment (the published RFC V2 setup)
       migpolicy move --bytes 1G --folio 2M --engine mt --workers 8
       # see which plugins are loaded and which hooks they implement
